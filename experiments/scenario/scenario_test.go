@@ -1,0 +1,295 @@
+package scenario
+
+import (
+	"errors"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/invalid-*.err from the current messages")
+
+func TestValidFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/valid-*.yaml")
+	shipped, _ := filepath.Glob("../scenarios/*.yaml")
+	nested, _ := filepath.Glob("../scenarios/*/*.yaml")
+	files = append(append(files, shipped...), nested...)
+	if len(files) < 3 {
+		t.Fatalf("found only %d valid scenario files; the globs are wrong", len(files))
+	}
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			s, err := Load(f)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if err := s.Validate(); err != nil {
+				t.Fatalf("Validate after Load: %v", err)
+			}
+		})
+	}
+}
+
+// TestInvalidFiles checks every problem of each invalid file is reported,
+// with file, line and field path, against testdata/invalid-*.err.
+func TestInvalidFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/invalid-*.yaml")
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			s, err := Load(f)
+			if err == nil {
+				t.Fatalf("Load succeeded; want errors (scenario %q)", s.Metadata.Name)
+			}
+			var list *Errors
+			if !errors.As(err, &list) {
+				t.Fatalf("error is %T, want *Errors: %v", err, err)
+			}
+			for _, fe := range list.List {
+				if fe.File != f || fe.Msg == "" {
+					t.Errorf("problem without file or message: %#v", fe)
+				}
+			}
+			got := err.Error() + "\n"
+			golden := strings.TrimSuffix(f, ".yaml") + ".err"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, rerr := os.ReadFile(golden)
+			if rerr != nil {
+				t.Fatalf("%v (run go test -update to create it)", rerr)
+			}
+			if got != string(want) {
+				t.Errorf("messages differ from %s\n--- got\n%s--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+// TestAcceptanceTyposAndUnit is the issue's acceptance case spelled out:
+// two unknown fields and a bad unit, all three reported with their lines.
+func TestAcceptanceTyposAndUnit(t *testing.T) {
+	_, err := Load("testdata/invalid-unknown-fields-and-unit.yaml")
+	var list *Errors
+	if !errors.As(err, &list) {
+		t.Fatalf("want *Errors, got %v", err)
+	}
+	want := []struct {
+		line int
+		path string
+		msg  string
+	}{
+		{6, "cluster.nodse", `unknown field "nodse" (did you mean "nodes"?)`},
+		{7, "cluster.uplink", `bad bandwidth "1Gbs"`},
+		{10, "workload.colour", `unknown field "colour"`},
+	}
+	if len(list.List) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(list.List), len(want), err)
+	}
+	for i, w := range want {
+		got := list.List[i]
+		if got.Pos.Line != w.line || got.Path != w.path || !strings.Contains(got.Msg, w.msg) {
+			t.Errorf("problem %d = line %d %s %q; want line %d %s containing %q", i, got.Pos.Line, got.Path, got.Msg, w.line, w.path, w.msg)
+		}
+	}
+}
+
+func TestDefaultsAreTheIncident(t *testing.T) {
+	s, err := Load("testdata/valid-minimal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		id        string
+		got, want float64
+	}{
+		{"F1 players", float64(s.Workload.Players), 250_000},
+		{"F2 request rate", s.Workload.RequestRate.PerSecond(), 85_000},
+		{"F5 config size", float64(s.Config.TotalSize), 2_000_000},
+		{"F6 uplink bytes/s", s.Cluster.Uplink.BytesPerSecond(), 125_000_000},
+		{"F9 reconcile interval s", s.Baseline.ReconcileInterval.D().Seconds(), 5},
+		{"F11 client QPS", s.Baseline.ClientQPS.PerSecond(), 50},
+		{"R3 debounce s", s.Reference.Debounce.D().Seconds(), 10},
+		{"R5 L1 entries", float64(s.Reference.L1.Entries), 1000},
+		{"R7 keepalive s", s.Reference.Keepalive.D().Seconds(), 30},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.id, c.got, c.want)
+		}
+	}
+	if !s.Baseline.Controller {
+		t.Error("the baseline controller is off by default; the incident had it on")
+	}
+}
+
+func TestWrittenZeroIsKept(t *testing.T) {
+	s, err := Parse("zero.yaml", []byte("apiVersion: churnlab/v1\nkind: Scenario\nmetadata: {name: z}\nreference: {debounce: 0s}\nbaseline: {controller: false}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Reference.Debounce != 0 || s.Baseline.Controller {
+		t.Errorf("debounce=%s controller=%v; want the written 0s and false, not the defaults", s.Reference.Debounce, s.Baseline.Controller)
+	}
+}
+
+func TestUnits(t *testing.T) {
+	happy := []struct {
+		in   string
+		into unitValue
+		want float64
+	}{
+		{"2MB", new(Bytes), 2e6},                // decimal
+		{"1MiB", new(Bytes), 1 << 20},           // binary
+		{"1.5MiB", new(Bytes), 1.5 * (1 << 20)}, // fractional
+		{"450KB", new(Bytes), 450e3},
+		{"512B", new(Bytes), 512},
+		{"1Gbps", new(Bandwidth), 125e6},   // bits
+		{"120MB/s", new(Bandwidth), 120e6}, // bytes
+		{"85k/s", new(Rate), 85e3},
+		{"600/min", new(Rate), 10},
+		{"1.2M/s", new(Rate), 1.2e6},
+		{"250k", new(Count), 250e3},
+		{"180", new(Count), 180},
+		{"5s", new(Duration), 5e9},
+		{"1m30s", new(Duration), 90e9},
+	}
+	for _, c := range happy {
+		if err := c.into.parseUnit(c.in); err != nil {
+			t.Errorf("%q: %v", c.in, err)
+			continue
+		}
+		if got := numeric(c.into); math.Abs(got-c.want) > 1e-9*c.want {
+			t.Errorf("%q = %v, want %v", c.in, got, c.want)
+		}
+	}
+	sad := []struct {
+		in   string
+		into unitValue
+	}{
+		{"2", new(Bytes)},           // no unit
+		{"2XB", new(Bytes)},         // unknown unit
+		{"-2MB", new(Bytes)},        // negative
+		{"1e3MB", new(Bytes)},       // exponent
+		{"0x10MB", new(Bytes)},      // hex
+		{".MB", new(Bytes)},         // no digits
+		{"1Gbs", new(Bandwidth)},    // typo
+		{"NaNMB/s", new(Bandwidth)}, // not a number
+		{"85k", new(Rate)},          // no per-second
+		{"2.5", new(Count)},         // fraction of a thing
+		{"5", new(Duration)},        // no unit
+		{"-1s", new(Duration)},      // negative
+		{"150%", new(IntOrPercent)}, // above 100%
+		{"-1", new(IntOrPercent)},   // negative
+	}
+	for _, c := range sad {
+		if err := c.into.parseUnit(c.in); err == nil {
+			t.Errorf("%q parsed as %v; want an error", c.in, numeric(c.into))
+		} else if !strings.Contains(err.Error(), c.in) {
+			t.Errorf("%q: error %q does not quote the input", c.in, err)
+		}
+	}
+}
+
+func numeric(u unitValue) float64 {
+	switch v := u.(type) {
+	case *Bytes:
+		return float64(*v)
+	case *Bandwidth:
+		return float64(*v)
+	case *Rate:
+		return float64(*v)
+	case *Count:
+		return float64(*v)
+	case *Duration:
+		return float64(*v)
+	case *IntOrPercent:
+		return float64(v.Value)
+	}
+	panic("unknown unit type")
+}
+
+// TestAtLiveScaleKeepsRatios checks the ratios that decide the outcome:
+// config demand per uplink byte, per-pod load, and API calls per seat.
+func TestAtLiveScaleKeepsRatios(t *testing.T) {
+	full, err := Load("../scenarios/restart-storm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := full.AtLiveScale()
+	ratios := []struct {
+		name string
+		of   func(*Scenario) float64
+	}{
+		{"config bytes of all pods per uplink byte/s", func(s *Scenario) float64 {
+			return float64(s.Cluster.Pods) * float64(s.Config.TotalSize) / s.Cluster.Uplink.BytesPerSecond()
+		}},
+		{"pod utilization", func(s *Scenario) float64 {
+			return s.Workload.RequestRate.PerSecond() / (float64(s.Cluster.Pods) * s.Workload.PodCapacity.PerSecond())
+		}},
+		{"reconciles per operator QPS", func(s *Scenario) float64 {
+			return float64(s.Cluster.Pods) / s.Baseline.ReconcileInterval.D().Seconds() / s.Baseline.ClientQPS.PerSecond()
+		}},
+		{"Redis utilization", func(s *Scenario) float64 {
+			return s.Workload.RequestRate.PerSecond() / s.Workload.Redis.CapacityPerShard.PerSecond()
+		}},
+	}
+	for _, r := range ratios {
+		if f, l := r.of(full), r.of(live); math.Abs(f-l) > 0.001*f {
+			t.Errorf("%s: full scale %.4g, live scale %.4g", r.name, f, l)
+		}
+	}
+	if live.Cluster.Pods != 12 || live.Events[0].Autoscale.To != 18 {
+		t.Errorf("live pods %d -> %d, want 12 -> 18", live.Cluster.Pods, live.Events[0].Autoscale.To)
+	}
+	if full.Events[0].Autoscale.To != 180 {
+		t.Errorf("AtLiveScale changed the original scenario's autoscale target to %d", full.Events[0].Autoscale.To)
+	}
+	if live.Config.TotalSize != full.Config.TotalSize || live.Baseline.ReconcileInterval != full.Baseline.ReconcileInterval {
+		t.Error("sizes and intervals must not scale")
+	}
+	if err := live.Validate(); err != nil {
+		t.Errorf("the live-scale scenario does not validate: %v", err)
+	}
+	if live.Duration.D() != 5*time.Minute {
+		t.Errorf("duration scaled to %s", live.Duration)
+	}
+}
+
+// FuzzParse feeds the loader arbitrary bytes. It must never panic; a
+// scenario it accepts must validate; every problem it reports must name
+// the file and say something.
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.yaml")
+	shipped, _ := filepath.Glob("../scenarios/*.yaml")
+	for _, p := range append(seeds, shipped...) {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Parse("fuzz.yaml", data)
+		if err == nil {
+			if verr := s.Validate(); verr != nil {
+				t.Fatalf("Parse accepted a scenario that Validate rejects: %v", verr)
+			}
+			return
+		}
+		var list *Errors
+		if !errors.As(err, &list) || len(list.List) == 0 {
+			t.Fatalf("error is not a non-empty *Errors: %T %v", err, err)
+		}
+		for _, fe := range list.List {
+			if fe.File != "fuzz.yaml" || fe.Msg == "" {
+				t.Fatalf("problem without file or message: %#v", fe)
+			}
+		}
+	})
+}

@@ -1,0 +1,241 @@
+package scenario
+
+// APIVersion is the only scenario schema version this package reads.
+const APIVersion = "churnlab/v1"
+
+// Kind is the value of a scenario file's kind field.
+const Kind = "Scenario"
+
+// Scenario is one churn experiment: the cluster, the player workload, the
+// config both systems deliver, the settings of the baseline operator and
+// the reference service, a timeline of events, and how to shrink it all
+// for a live run on one machine. The zero value is not useful; get one
+// from Load or Parse, which apply defaults and validate.
+type Scenario struct {
+	APIVersion string    `yaml:"apiVersion"`
+	Kind       string    `yaml:"kind"`
+	Metadata   Metadata  `yaml:"metadata"`
+	Seed       uint64    `yaml:"seed"`     // seeds every random stream of a run
+	Duration   Duration  `yaml:"duration"` // simulated or wall-clock length of a run
+	Cluster    Cluster   `yaml:"cluster"`
+	Workload   Workload  `yaml:"workload"`
+	Config     Config    `yaml:"config"`
+	Baseline   Baseline  `yaml:"baseline"`
+	Reference  Reference `yaml:"reference"`
+	Events     []Event   `yaml:"events"`
+	Live       Live      `yaml:"live"`
+
+	source source // where each field came from, for error messages
+}
+
+// Metadata names a scenario. Name is the directory results are written to.
+type Metadata struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+}
+
+// Cluster is the Kubernetes cluster the game runs on.
+type Cluster struct {
+	Nodes      int       `yaml:"nodes"`      // worker nodes; each has one L2 cache in the reference system
+	Pods       int       `yaml:"pods"`       // game pods (Deployment replicas) at the start
+	PodStartup Duration  `yaml:"podStartup"` // scheduling and container start, before the config fetch
+	Uplink     Bandwidth `yaml:"uplink"`     // config egress link shared by every config transfer
+	APIServer  APIServer `yaml:"apiServer"`
+	Etcd       Etcd      `yaml:"etcd"`
+}
+
+// APIServer holds kube-apiserver limits. Requests beyond them are queued
+// by API Priority and Fairness and answered 429 when the queues are full.
+type APIServer struct {
+	MaxRequestsInflight         int `yaml:"maxRequestsInflight"`
+	MaxMutatingRequestsInflight int `yaml:"maxMutatingRequestsInflight"`
+}
+
+// Etcd holds the control plane's etcd settings.
+type Etcd struct {
+	HeartbeatInterval Duration `yaml:"heartbeatInterval"`
+	ElectionTimeout   Duration `yaml:"electionTimeout"`
+	MaxRequestBytes   Bytes    `yaml:"maxRequestBytes"`
+}
+
+// Workload is the player traffic.
+type Workload struct {
+	Players     Count       `yaml:"players"`     // concurrent players
+	RequestRate Rate        `yaml:"requestRate"` // game requests per second across all pods
+	PodCapacity Rate        `yaml:"podCapacity"` // requests per second one ready pod serves
+	BaseLatency Duration    `yaml:"baseLatency"` // request latency with no queueing
+	Timeout     Duration    `yaml:"timeout"`     // client timeout; slower requests count as failures
+	Redis       Redis       `yaml:"redis"`
+	HealthCheck HealthCheck `yaml:"healthCheck"`
+}
+
+// Redis is the shared game-state store.
+type Redis struct {
+	Shards           int      `yaml:"shards"`
+	OpsPerRequest    float64  `yaml:"opsPerRequest"`
+	CapacityPerShard Rate     `yaml:"capacityPerShard"` // ops per second one shard serves
+	Latency          Duration `yaml:"latency"`          // op latency at low utilization
+}
+
+// HealthCheck is the load balancer's active health check of each pod.
+type HealthCheck struct {
+	Interval      Duration `yaml:"interval"`
+	FailThreshold int      `yaml:"failThreshold"` // failed checks before a pod is taken out
+	PassThreshold int      `yaml:"passThreshold"` // passed checks before a pod is put back
+}
+
+// Config is the game configuration both systems deliver to pods.
+type Config struct {
+	TotalSize Bytes `yaml:"totalSize"` // all config objects together (the baseline's bundle)
+	Objects   int   `yaml:"objects"`   // config objects the baseline operator reloads
+	Hunts     int   `yaml:"hunts"`     // hunt instances; a pod needs only its hunt's fragment
+}
+
+// FragmentSize is the config one hunt needs: what the reference service
+// streams to a pod.
+func (c Config) FragmentSize() Bytes { return c.TotalSize / Bytes(c.Hunts) }
+
+// Baseline is the Veltrix-like operator.
+type Baseline struct {
+	Replicas             int      `yaml:"replicas"`
+	Controller           bool     `yaml:"controller"`           // the per-pod reconcile loop runs
+	ReconcileInterval    Duration `yaml:"reconcileInterval"`    // full reconcile of each pod this often
+	APICallsPerReconcile int      `yaml:"apiCallsPerReconcile"` // GET pod, LIST configs, PATCH status, ...
+	ClientQPS            Rate     `yaml:"clientQPS"`            // client-side rate limit per replica
+	ClientBurst          int      `yaml:"clientBurst"`
+	Gzip                 bool     `yaml:"gzip"` // compress the bundle; cold pods pay to decompress
+}
+
+// Reference is the streaming config service.
+type Reference struct {
+	Replicas  int      `yaml:"replicas"`
+	Debounce  Duration `yaml:"debounce"`  // pod restarts within this window keep the node's stream
+	Keepalive Duration `yaml:"keepalive"` // gRPC keepalive
+	L1        L1Cache  `yaml:"l1"`
+	L2        L2Cache  `yaml:"l2"`
+	Store     Store    `yaml:"store"`
+}
+
+// L1Cache is the service's in-process LRU.
+type L1Cache struct {
+	Entries    int   `yaml:"entries"`
+	EntryBytes Bytes `yaml:"entryBytes"`
+}
+
+// L2Cache is the node-local cache shared by a node's pods.
+type L2Cache struct {
+	ReadsPerSecond Rate `yaml:"readsPerSecond"` // per node
+}
+
+// Store is the reference service's config store.
+type Store struct {
+	Kind                  string `yaml:"kind"` // bbolt, etcd or foundationdb
+	ReadsPerSecondPerNode Rate   `yaml:"readsPerSecondPerNode"`
+}
+
+// StoreKinds lists the valid values of Store.Kind.
+var StoreKinds = []string{"bbolt", "etcd", "foundationdb"}
+
+// Event is one entry of the timeline. Exactly one of its actions is set.
+type Event struct {
+	At            Duration       `yaml:"at"`
+	Autoscale     *Autoscale     `yaml:"autoscale"`
+	RestartStorm  *RestartStorm  `yaml:"restartStorm"`
+	RollingUpdate *RollingUpdate `yaml:"rollingUpdate"`
+	ConfigChange  *ConfigChange  `yaml:"configChange"`
+	OperatorScale *OperatorScale `yaml:"operatorScale"`
+	ControllerOff *ControllerOff `yaml:"controllerOff"`
+	ReplicaKill   *ReplicaKill   `yaml:"replicaKill"`
+	StoreOutage   *StoreOutage   `yaml:"storeOutage"`
+}
+
+// Autoscale changes the game Deployment's replicas to To, in equal steps
+// spread over Over (at once when Over is zero).
+type Autoscale struct {
+	To   int      `yaml:"to"`
+	Over Duration `yaml:"over"`
+}
+
+// RestartStorm deletes Fraction of the running pods, spread over Over; the
+// Deployment recreates each one.
+type RestartStorm struct {
+	Fraction float64  `yaml:"fraction"`
+	Over     Duration `yaml:"over"`
+}
+
+// RollingUpdate replaces every pod, MaxSurge new pods at a time, never
+// leaving more than MaxUnavailable pods short of the desired count.
+type RollingUpdate struct {
+	MaxSurge       IntOrPercent `yaml:"maxSurge"`
+	MaxUnavailable IntOrPercent `yaml:"maxUnavailable"`
+}
+
+// ConfigChange rewrites Hunts hunts' config; every pod of those hunts must
+// receive it. Propagation is measured from here.
+type ConfigChange struct {
+	Hunts int `yaml:"hunts"`
+}
+
+// OperatorScale sets the baseline operator's replicas.
+type OperatorScale struct {
+	Replicas int `yaml:"replicas"`
+}
+
+// ControllerOff switches the baseline's reconcile loop off for For.
+type ControllerOff struct {
+	For Duration `yaml:"for"`
+}
+
+// ReplicaKill kills Replicas reference service replicas; they come back
+// after For.
+type ReplicaKill struct {
+	Replicas int      `yaml:"replicas"`
+	For      Duration `yaml:"for"`
+}
+
+// StoreOutage takes the reference service's store away for For.
+type StoreOutage struct {
+	For Duration `yaml:"for"`
+}
+
+// Name returns the key of the event's action as written in the file, for
+// messages and reports.
+func (e Event) Name() string {
+	switch {
+	case e.Autoscale != nil:
+		return "autoscale"
+	case e.RestartStorm != nil:
+		return "restartStorm"
+	case e.RollingUpdate != nil:
+		return "rollingUpdate"
+	case e.ConfigChange != nil:
+		return "configChange"
+	case e.OperatorScale != nil:
+		return "operatorScale"
+	case e.ControllerOff != nil:
+		return "controllerOff"
+	case e.ReplicaKill != nil:
+		return "replicaKill"
+	case e.StoreOutage != nil:
+		return "storeOutage"
+	}
+	return ""
+}
+
+// Live describes the live run on one machine.
+type Live struct {
+	Scale LiveScale `yaml:"scale"`
+}
+
+// LiveScale shrinks a scenario for one machine while keeping the ratios
+// that decide its outcome. Pods multiplies every count and capacity that
+// grows with the cluster (nodes, pods, autoscale targets, the uplink, API
+// server inflight limits, operator client QPS, store capacity), so
+// egress demand per uplink byte and reconciles per API seat stay the same.
+// Traffic multiplies the player load and what serves it (players, request
+// rate, Redis capacity), so utilization stays the same. Sizes, latencies,
+// intervals and fractions are not scaled.
+type LiveScale struct {
+	Pods    float64 `yaml:"pods"`
+	Traffic float64 `yaml:"traffic"`
+}
