@@ -1,0 +1,137 @@
+package metrics
+
+import (
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Window is the length of one time-series row.
+const Window = time.Second
+
+// Latencies are recorded in microseconds, from 1 µs to one hour.
+const (
+	maxLatencyMicros = int64(time.Hour / time.Microsecond)
+	runSigFigs       = 3 // whole-run percentiles: within 0.1%
+	windowSigFigs    = 2 // per-window p99: within 1%, at a tenth of the memory
+)
+
+// Recorder accumulates one run's observations. It is not safe for
+// concurrent use; a live runner feeds it from one goroutine.
+type Recorder struct {
+	requests        *hdrhistogram.Histogram
+	requestsOK      int64
+	timeToConfig    *hdrhistogram.Histogram
+	propagation     *hdrhistogram.Histogram
+	podStarts       int64
+	podStartBytes   float64
+	restarts        int64
+	windows         []window
+	podsTotal       int
+	podsReady       int
+	unhealthyPeak   int
+	podsEverTracked bool
+}
+
+type window struct {
+	requests, ok  int64
+	latency       *hdrhistogram.Histogram // nil until the window has a request
+	egressBytes   float64
+	podStarts     int64
+	podsTotal     int
+	podsReady     int
+	unhealthyPeak int
+	podsSeen      bool // a Pods call landed in this window
+}
+
+// NewRecorder returns an empty recorder.
+func NewRecorder() *Recorder {
+	return &Recorder{
+		requests:     newLatencyHistogram(runSigFigs),
+		timeToConfig: newLatencyHistogram(runSigFigs),
+		propagation:  newLatencyHistogram(runSigFigs),
+	}
+}
+
+func newLatencyHistogram(sigFigs int) *hdrhistogram.Histogram {
+	return hdrhistogram.New(1, maxLatencyMicros, sigFigs)
+}
+
+// micros converts d for a histogram, clamped to its range.
+func micros(d time.Duration) int64 {
+	return min(max(int64(d/time.Microsecond), 1), maxLatencyMicros)
+}
+
+// at returns the window holding time t (since the run started), growing
+// the series as needed.
+func (r *Recorder) at(t time.Duration) *window {
+	i := int(max(t, 0) / Window)
+	for len(r.windows) <= i {
+		r.windows = append(r.windows, window{})
+	}
+	return &r.windows[i]
+}
+
+// Request records one game request that started at start and took
+// latency. Failed requests count too, at the time they took to fail, as
+// vegeta reports them.
+func (r *Recorder) Request(start, latency time.Duration, ok bool) {
+	us := micros(latency)
+	_ = r.requests.RecordValue(us) // in range by construction
+	w := r.at(start)
+	w.requests++
+	if w.latency == nil {
+		w.latency = newLatencyHistogram(windowSigFigs)
+	}
+	_ = w.latency.RecordValue(us)
+	if ok {
+		r.requestsOK++
+		w.ok++
+	}
+}
+
+// Egress records bytes sent over the config uplink evenly between from and
+// to, split across the windows they span.
+func (r *Recorder) Egress(from, to time.Duration, bytes float64) {
+	if to <= from {
+		r.at(from).egressBytes += bytes
+		return
+	}
+	rate := bytes / float64(to-from)
+	for t := from; t < to; {
+		end := min((t/Window+1)*Window, to)
+		r.at(t).egressBytes += rate * float64(end-t)
+		t = end
+	}
+}
+
+// PodConfigLoaded records that a pod started during the run (created by
+// autoscaling or to replace a deleted pod) has its config, timeToConfig
+// after it was created, at a cost of uplinkBytes on the config uplink.
+func (r *Recorder) PodConfigLoaded(at, timeToConfig time.Duration, uplinkBytes float64) {
+	_ = r.timeToConfig.RecordValue(micros(timeToConfig))
+	r.podStarts++
+	r.podStartBytes += uplinkBytes
+	r.at(at).podStarts++
+}
+
+// PodRestarted records that a pod was deleted to be replaced (a restart
+// storm, a rolling update, a kill), as opposed to scaled away.
+func (r *Recorder) PodRestarted() { r.restarts++ }
+
+// ConfigPropagated records that a pod received a config change delay
+// after it was written.
+func (r *Recorder) ConfigPropagated(delay time.Duration) {
+	_ = r.propagation.RecordValue(micros(delay))
+}
+
+// Pods records, at time at, how many game pods exist and how many of them
+// are ready to serve. A pod that exists but is not ready is unhealthy.
+func (r *Recorder) Pods(at time.Duration, total, ready int) {
+	w := r.at(at)
+	// The previous state held until now, so it counts in this window too.
+	w.unhealthyPeak = max(w.unhealthyPeak, r.podsTotal-r.podsReady, total-ready)
+	r.podsTotal, r.podsReady, r.podsEverTracked = total, ready, true
+	w.podsTotal, w.podsReady, w.podsSeen = total, ready, true
+	r.unhealthyPeak = max(r.unhealthyPeak, total-ready)
+}
