@@ -189,13 +189,16 @@ func (ip *IntOrPercent) parseUnit(s string) error {
 	return nil
 }
 
-// Of resolves ip against total. Percentages round up, as Kubernetes does
-// for maxSurge.
-func (ip IntOrPercent) Of(total int) int {
+// Of resolves ip against total. Kubernetes rounds a percentage up for
+// maxSurge and down for maxUnavailable; roundUp chooses.
+func (ip IntOrPercent) Of(total int, roundUp bool) int {
 	if !ip.Percent {
 		return ip.Value
 	}
-	return (total*ip.Value + 99) / 100
+	if roundUp {
+		return (total*ip.Value + 99) / 100
+	}
+	return total * ip.Value / 100
 }
 
 // String formats ip as it is written.

@@ -1,0 +1,200 @@
+package runner
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/churnlab/churnlab/experiments/metrics"
+	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/sim"
+)
+
+// SimOptions tunes a simulator run.
+type SimOptions struct {
+	Systems          []sim.System // default: every system
+	Seed             *uint64      // overrides the scenario's seed when set
+	OutDir           string       // results root; files go to OutDir/<scenario>/sim/<system>/
+	CheckDeterminism bool         // run each system twice and fail on any byte difference
+	Progress         io.Writer    // progress lines; nil for none
+}
+
+// SimOutput is one system's result files, as bytes.
+type SimOutput struct {
+	System     sim.System
+	Summary    []byte // summary.json
+	Timeseries []byte // timeseries.csv
+	Dir        string // where they were written
+}
+
+// ErrNondeterministic is returned when --check-determinism finds two runs
+// of the same scenario and seed that differ.
+var ErrNondeterministic = fmt.Errorf("runner: simulator is not deterministic")
+
+// RunSim simulates sc against each system and writes summary.json and
+// timeseries.csv for each. Files are written only once a system's run is
+// complete (and, with CheckDeterminism, repeated identically), each
+// through a temporary file, so a failed run never leaves a half-written
+// result.
+func RunSim(sc *scenario.Scenario, opts SimOptions) ([]SimOutput, error) {
+	systems := opts.Systems
+	if len(systems) == 0 {
+		systems = sim.Systems
+	}
+	seed := sc.Seed
+	if opts.Seed != nil {
+		seed = *opts.Seed
+	}
+	progress := newProgress(opts.Progress)
+	for _, what := range sim.Unmodelled(sc) {
+		progress.note("sim: %s is not modelled by this simulator yet; the run ignores it", what)
+	}
+	var outs []SimOutput
+	for _, system := range systems {
+		out, err := simulate(sc, system, seed, progress)
+		if err != nil {
+			return nil, err
+		}
+		if opts.CheckDeterminism {
+			again, err := simulate(sc, system, seed, progress)
+			if err != nil {
+				return nil, err
+			}
+			if what := firstDifference(out, again); what != "" {
+				return nil, fmt.Errorf("%w: %s/%s seed %d: two runs differ in %s; reproduce with: churnlab sim -f %s --system %s --seed %d --check-determinism",
+					ErrNondeterministic, sc.Metadata.Name, system, seed, what, sc.File(), system, seed)
+			}
+		}
+		out.Dir = filepath.Join(opts.OutDir, sc.Metadata.Name, "sim", string(system))
+		if err := writeFiles(out.Dir, map[string][]byte{"summary.json": out.Summary, "timeseries.csv": out.Timeseries}); err != nil {
+			return nil, err
+		}
+		outs = append(outs, out)
+	}
+	return outs, nil
+}
+
+func simulate(sc *scenario.Scenario, system sim.System, seed uint64, progress *progress) (SimOutput, error) {
+	w, err := sim.NewWorld(sc, system, seed)
+	if err != nil {
+		return SimOutput{}, err
+	}
+	task := fmt.Sprintf("sim %s/%s", sc.Metadata.Name, system)
+	for step := 1; step <= progressSteps; step++ {
+		w.RunUntil(w.End() * sim.Time(step) / progressSteps)
+		progress.update(task, step, progressSteps, fmt.Sprintf("%s of %s simulated, %d events", w.Now(), w.End(), w.Steps()))
+	}
+	rec := w.Recorder()
+	var summary, series bytes.Buffer
+	run := metrics.Run{Scenario: sc.Metadata.Name, Mode: "sim", System: string(system), Seed: seed, Duration: sc.Duration.D()}
+	if err := rec.Summary(run).Write(&summary); err != nil {
+		return SimOutput{}, err
+	}
+	if err := rec.WriteTimeseries(&series); err != nil {
+		return SimOutput{}, err
+	}
+	return SimOutput{System: system, Summary: summary.Bytes(), Timeseries: series.Bytes()}, nil
+}
+
+// progressSteps is how many times a sim run reports progress.
+const progressSteps = 20
+
+func firstDifference(a, b SimOutput) string {
+	for _, f := range []struct {
+		name string
+		x, y []byte
+	}{{"summary.json", a.Summary, b.Summary}, {"timeseries.csv", a.Timeseries, b.Timeseries}} {
+		if !bytes.Equal(f.x, f.y) {
+			line := 1 + bytes.Count(f.x[:commonPrefix(f.x, f.y)], []byte("\n"))
+			return fmt.Sprintf("%s (first at line %d)", f.name, line)
+		}
+	}
+	return ""
+}
+
+func commonPrefix(a, b []byte) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// writeFiles writes each file into dir through a temporary file and a
+// rename, so readers never see a partial file.
+func writeFiles(dir string, files map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("runner: %w", err)
+	}
+	for _, name := range []string{"summary.json", "timeseries.csv"} {
+		data, ok := files[name]
+		if !ok {
+			continue
+		}
+		tmp, err := os.CreateTemp(dir, "."+name+".*")
+		if err != nil {
+			return fmt.Errorf("runner: %w", err)
+		}
+		_, werr := tmp.Write(data)
+		cerr := tmp.Close()
+		if err := firstErr(werr, cerr); err != nil {
+			os.Remove(tmp.Name())
+			return fmt.Errorf("runner: writing %s: %w", filepath.Join(dir, name), err)
+		}
+		if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+			os.Remove(tmp.Name())
+			return fmt.Errorf("runner: %w", err)
+		}
+	}
+	return nil
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// progress prints what a run is doing and how far it has to go: one line
+// rewritten in place on a terminal, a line per quarter otherwise.
+type progress struct {
+	w        io.Writer
+	terminal bool
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.terminal = true
+		}
+	}
+	return p
+}
+
+func (p *progress) update(task string, step, of int, detail string) {
+	if p.w == nil {
+		return
+	}
+	line := fmt.Sprintf("%s [%-20s] %3d%%  %s", task, strings.Repeat("=", step*20/of), step*100/of, detail)
+	switch {
+	case p.terminal && step < of:
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+	case p.terminal:
+		fmt.Fprintf(p.w, "\r\033[K%s\n", line)
+	case step*4%of == 0:
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+func (p *progress) note(format string, args ...any) {
+	if p.w != nil {
+		fmt.Fprintf(p.w, format+"\n", args...)
+	}
+}

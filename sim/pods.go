@@ -1,0 +1,231 @@
+package sim
+
+import (
+	"math/rand/v2"
+	"slices"
+)
+
+type podPhase uint8
+
+const (
+	podStarting podPhase = iota // scheduled; container starting
+	podFetching                 // waiting for its config
+	podReady                    // has config; serves once the load balancer adds it
+	podGone                     // deleted
+)
+
+// pod is one game pod. Its liveness and readiness depend on having config:
+// it serves nothing until its config is loaded.
+type pod struct {
+	id         int
+	node, hunt int
+	phase      podPhase
+	created    Time
+	old        bool // belongs to the revision a rolling update is replacing
+	inRotation bool // the load balancer sends it requests
+	probeAt    Time // offset of its health checks within the check interval
+	reconcile  Time // offset of the operator's reconcile of it within the reconcile interval
+	queueEnd   Time // when its request queue drains
+}
+
+// cluster is the game Deployment and the nodes its pods land on. Like the
+// Deployment controller, it recreates every deleted pod and converges the
+// pod count on the desired replicas; a rolling update replaces pods within
+// its surge and unavailability limits.
+type cluster struct {
+	w          *World
+	rng        *rand.Rand // jitter of pod start times, choice of restarted pods
+	pods       []*pod     // live pods, oldest first
+	byID       []*pod     // every pod ever created, by id
+	podsOnNode []int
+	desired    int
+	ready      int
+	rollout    *rollout
+}
+
+func newCluster(w *World) *cluster {
+	return &cluster{
+		w:          w,
+		rng:        w.seed.Stream("pods"),
+		podsOnNode: make([]int, w.sc.Cluster.Nodes),
+		desired:    w.sc.Cluster.Pods,
+	}
+}
+
+// start creates the initial pods, already serving with config loaded, as
+// the cluster was before the scenario's timeline begins.
+func (c *cluster) start() {
+	for range c.desired {
+		p := c.newPod(0)
+		p.phase = podReady
+		c.ready++
+		c.w.delivery.preload(p)
+		c.w.lb.add(p)
+	}
+	c.recordPods(0)
+}
+
+func (c *cluster) newPod(now Time) *pod {
+	node := 0
+	for n, count := range c.podsOnNode {
+		if count < c.podsOnNode[node] {
+			node = n
+		}
+	}
+	c.podsOnNode[node]++
+	sc := c.w.sc
+	p := &pod{
+		id:        len(c.byID),
+		node:      node,
+		hunt:      len(c.byID) % sc.Config.Hunts,
+		created:   now,
+		probeAt:   Time(c.rng.Int64N(int64(sc.Workload.HealthCheck.Interval))),
+		reconcile: Time(c.rng.Int64N(int64(sc.Baseline.ReconcileInterval))),
+	}
+	c.byID = append(c.byID, p)
+	c.pods = append(c.pods, p)
+	return p
+}
+
+// create adds a pod that starts, fetches its config and becomes ready.
+func (c *cluster) create(now Time) *pod {
+	p := c.newPod(now)
+	// Scheduling and container start vary by ±20% around podStartup.
+	startup := float64(c.w.sc.Cluster.PodStartup) * (0.8 + 0.4*c.rng.Float64())
+	c.w.eng.At(now+Time(startup), c.fetch, int64(p.id))
+	return p
+}
+
+func (c *cluster) fetch(now Time, id int64) {
+	p := c.byID[id]
+	if p.phase != podStarting {
+		return // deleted while starting
+	}
+	p.phase = podFetching
+	c.w.delivery.fetch(now, p, func(at Time, uplinkBytes float64) { c.loaded(at, p, uplinkBytes) })
+}
+
+func (c *cluster) loaded(now Time, p *pod, uplinkBytes float64) {
+	if p.phase != podFetching {
+		return // deleted while fetching: the bytes were sent for nothing
+	}
+	p.phase = podReady
+	c.ready++
+	c.w.rec.PodConfigLoaded(dur(now), dur(now-p.created), uplinkBytes)
+	c.w.lb.ready(now, p)
+	c.recordPods(now)
+	c.reconcile(now)
+}
+
+// remove deletes p. restart says the pod is deleted to be replaced, as in
+// a restart storm or a rolling update, rather than scaled away.
+func (c *cluster) remove(now Time, p *pod, restart bool) {
+	if p.phase == podReady {
+		c.ready--
+	}
+	p.phase = podGone
+	c.pods = slices.DeleteFunc(c.pods, func(q *pod) bool { return q == p })
+	c.podsOnNode[p.node]--
+	c.w.lb.gone(now, p)
+	if restart {
+		c.w.rec.PodRestarted()
+	}
+	c.recordPods(now)
+}
+
+// reconcile converges the pod count on the desired replicas, as the
+// Deployment controller does after every change.
+func (c *cluster) reconcile(now Time) {
+	if c.rollout != nil {
+		c.rollout.step(now)
+		return
+	}
+	for len(c.pods) < c.desired {
+		c.create(now)
+	}
+	for len(c.pods) > c.desired {
+		c.remove(now, c.scaleDownVictim(), false)
+	}
+	c.recordPods(now)
+}
+
+// scaleDownVictim picks the pod a scale-down removes: a pod that is not
+// ready if there is one, else the newest, as the ReplicaSet controller does.
+func (c *cluster) scaleDownVictim() *pod {
+	for i := len(c.pods) - 1; i >= 0; i-- {
+		if c.pods[i].phase != podReady {
+			return c.pods[i]
+		}
+	}
+	return c.pods[len(c.pods)-1]
+}
+
+func (c *cluster) recordPods(now Time) {
+	c.w.rec.Pods(dur(now), len(c.pods), c.ready)
+}
+
+// scaleTo sets the desired replicas (autoscaling).
+func (c *cluster) scaleTo(now Time, replicas int) {
+	c.desired = replicas
+	c.reconcile(now)
+}
+
+// restart deletes the pod with the given id, if it still exists, and lets
+// the controller replace it.
+func (c *cluster) restart(now Time, id int64) {
+	p := c.byID[id]
+	if p.phase == podGone {
+		return
+	}
+	c.remove(now, p, true)
+	c.reconcile(now)
+}
+
+// rollout is a Deployment rolling update in progress.
+type rollout struct {
+	c                    *cluster
+	maxSurge, maxUnavail int
+}
+
+func (c *cluster) startRollout(now Time, maxSurge, maxUnavailable int) {
+	for _, p := range c.pods {
+		p.old = true
+	}
+	c.rollout = &rollout{c: c, maxSurge: maxSurge, maxUnavail: maxUnavailable}
+	c.rollout.step(now)
+}
+
+// step creates new pods while the total stays within desired+maxSurge, and
+// deletes old pods while the ready count stays at or above
+// desired-maxUnavailable, until no old pod is left.
+func (r *rollout) step(now Time) {
+	c := r.c
+	countNew := func() int {
+		n := 0
+		for _, p := range c.pods {
+			if !p.old {
+				n++
+			}
+		}
+		return n
+	}
+	for len(c.pods) < c.desired+r.maxSurge && countNew() < c.desired {
+		c.create(now)
+	}
+	for _, p := range slices.Clone(c.pods) {
+		if !p.old {
+			continue
+		}
+		if p.phase == podReady && c.ready-1 < c.desired-r.maxUnavail {
+			continue
+		}
+		c.remove(now, p, true)
+		for len(c.pods) < c.desired+r.maxSurge && countNew() < c.desired {
+			c.create(now)
+		}
+	}
+	if countNew() == len(c.pods) {
+		c.rollout = nil
+		c.reconcile(now)
+	}
+}

@@ -1,0 +1,159 @@
+package sim
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/churnlab/churnlab/experiments/metrics"
+	"github.com/churnlab/churnlab/experiments/scenario"
+)
+
+// System is the config system a run simulates.
+type System string
+
+// The two systems every scenario compares.
+const (
+	Baseline  System = "baseline"  // the Veltrix-like operator
+	Reference System = "reference" // the streaming config service
+)
+
+// Systems lists every system in report order.
+var Systems = []System{Baseline, Reference}
+
+// World is one simulated run of a scenario against one system: the engine,
+// the models, and the recorder they report to. Build it with NewWorld and
+// drive it with RunUntil; it does no I/O.
+type World struct {
+	sc     *scenario.Scenario
+	system System
+	seed   Seed
+	eng    *Engine
+	rec    *metrics.Recorder
+
+	uplink   *Uplink
+	cluster  *cluster
+	lb       *balancer
+	traffic  *traffic
+	delivery delivery
+	churn    *churn
+}
+
+// NewWorld builds the models for sc and system, seeded by seed, with the
+// initial pods serving and the timeline scheduled.
+func NewWorld(sc *scenario.Scenario, system System, seed uint64) (*World, error) {
+	w := &World{sc: sc, system: system, seed: Seed(seed), eng: NewEngine(), rec: metrics.NewRecorder()}
+	w.uplink = NewUplink(w.eng, sc.Cluster.Uplink.BytesPerSecond(), func(from, to Time, bytes float64) {
+		w.rec.Egress(dur(from), dur(to), bytes)
+	})
+	switch system {
+	case Baseline:
+		w.delivery = newBundleDelivery(w)
+	case Reference:
+		w.delivery = newStreamDelivery(w)
+	default:
+		return nil, fmt.Errorf("sim: unknown system %q (want %s or %s)", system, Baseline, Reference)
+	}
+	w.lb = newBalancer(w)
+	w.cluster = newCluster(w)
+	w.traffic = newTraffic(w)
+	w.churn = newChurn(w)
+	w.cluster.start()
+	w.traffic.start()
+	w.churn.schedule()
+	return w, nil
+}
+
+// RunUntil advances the run to t, or to its end if that comes first.
+func (w *World) RunUntil(t Time) { w.eng.RunUntil(min(t, w.End())) }
+
+// Now returns the run's virtual time.
+func (w *World) Now() Time { return w.eng.Now() }
+
+// End returns the run's length.
+func (w *World) End() Time { return Time(w.sc.Duration) }
+
+// Steps returns the number of events run so far.
+func (w *World) Steps() uint64 { return w.eng.Steps() }
+
+// Recorder returns what the run has measured so far.
+func (w *World) Recorder() *metrics.Recorder { return w.rec }
+
+// Unmodelled lists what sc asks for that this model set does not simulate
+// yet, so that a run can say so instead of silently ignoring it.
+func Unmodelled(sc *scenario.Scenario) []string {
+	var out []string
+	for i, e := range sc.Events {
+		if !modelledEvents[e.Name()] {
+			out = append(out, fmt.Sprintf("events[%d] %s at %s", i, e.Name(), e.At))
+		}
+	}
+	return out
+}
+
+var modelledEvents = map[string]bool{
+	"autoscale": true, "restartStorm": true, "rollingUpdate": true, "configChange": true,
+}
+
+// churn plays the scenario's timeline against the cluster and the
+// delivery model.
+type churn struct {
+	w      *World
+	rng    *rand.Rand // which pods a storm restarts, which hunts a change touches
+	events []scenario.Event
+}
+
+func newChurn(w *World) *churn {
+	events := slices.Clone(w.sc.Events)
+	slices.SortStableFunc(events, func(a, b scenario.Event) int { return cmp.Compare(a.At, b.At) })
+	return &churn{w: w, rng: w.seed.Stream("churn"), events: events}
+}
+
+func (c *churn) schedule() {
+	for i, e := range c.events {
+		if modelledEvents[e.Name()] {
+			c.w.eng.At(Time(e.At), c.fire, int64(i))
+		}
+	}
+}
+
+func (c *churn) fire(now Time, i int64) {
+	cl := c.w.cluster
+	e := c.events[i]
+	switch {
+	case e.Autoscale != nil:
+		from, to := cl.desired, e.Autoscale.To
+		steps := max(from-to, to-from)
+		if steps == 0 || e.Autoscale.Over == 0 {
+			cl.scaleTo(now, to)
+			return
+		}
+		for s := 1; s <= steps; s++ {
+			replicas := from + (to-from)*s/steps
+			at := now + Time(e.Autoscale.Over)*Time(s)/Time(steps)
+			c.w.eng.At(at, func(t Time, _ int64) { cl.scaleTo(t, replicas) }, 0)
+		}
+	case e.RestartStorm != nil:
+		n := int(float64(len(cl.pods))*e.RestartStorm.Fraction + 0.5)
+		order := c.rng.Perm(len(cl.pods))
+		for k := range n {
+			victim := cl.pods[order[k]]
+			at := now
+			if n > 1 {
+				at += Time(e.RestartStorm.Over) * Time(k) / Time(n-1)
+			}
+			c.w.eng.At(at, cl.restart, int64(victim.id))
+		}
+	case e.RollingUpdate != nil:
+		ru := e.RollingUpdate
+		cl.startRollout(now, ru.MaxSurge.Of(cl.desired, true), ru.MaxUnavailable.Of(cl.desired, false))
+	case e.ConfigChange != nil:
+		order := c.rng.Perm(c.w.sc.Config.Hunts)
+		c.w.delivery.change(now, order[:e.ConfigChange.Hunts])
+	}
+}
+
+// dur converts virtual time to the offset the recorder keys windows by.
+func dur(t Time) time.Duration { return time.Duration(t) }
