@@ -38,6 +38,7 @@ type cluster struct {
 	pods       []*pod     // live pods, oldest first
 	byID       []*pod     // every pod ever created, by id
 	podsOnNode []int
+	podsOfHunt []int
 	desired    int
 	ready      int
 	rollout    *rollout
@@ -48,6 +49,7 @@ func newCluster(w *World) *cluster {
 		w:          w,
 		rng:        w.seed.Stream("pods"),
 		podsOnNode: make([]int, w.sc.Cluster.Nodes),
+		podsOfHunt: make([]int, w.sc.Config.Hunts),
 		desired:    w.sc.Cluster.Pods,
 	}
 }
@@ -65,19 +67,18 @@ func (c *cluster) start() {
 	c.recordPods(0)
 }
 
+// newPod places a new pod on the node with the fewest pods, serving the
+// hunt with the fewest pods (lowest index on ties), so that a pod that
+// replaces a deleted one takes its place: the same hunt on the same node.
 func (c *cluster) newPod(now Time) *pod {
-	node := 0
-	for n, count := range c.podsOnNode {
-		if count < c.podsOnNode[node] {
-			node = n
-		}
-	}
+	node, hunt := leastLoaded(c.podsOnNode), leastLoaded(c.podsOfHunt)
 	c.podsOnNode[node]++
+	c.podsOfHunt[hunt]++
 	sc := c.w.sc
 	p := &pod{
 		id:        len(c.byID),
 		node:      node,
-		hunt:      len(c.byID) % sc.Config.Hunts,
+		hunt:      hunt,
 		created:   now,
 		probeAt:   Time(c.rng.Int64N(int64(sc.Workload.HealthCheck.Interval))),
 		reconcile: Time(c.rng.Int64N(int64(sc.Baseline.ReconcileInterval))),
@@ -85,6 +86,16 @@ func (c *cluster) newPod(now Time) *pod {
 	c.byID = append(c.byID, p)
 	c.pods = append(c.pods, p)
 	return p
+}
+
+func leastLoaded(counts []int) int {
+	best := 0
+	for i, n := range counts {
+		if n < counts[best] {
+			best = i
+		}
+	}
+	return best
 }
 
 // create adds a pod that starts, fetches its config and becomes ready.
@@ -126,6 +137,7 @@ func (c *cluster) remove(now Time, p *pod, restart bool) {
 	p.phase = podGone
 	c.pods = slices.DeleteFunc(c.pods, func(q *pod) bool { return q == p })
 	c.podsOnNode[p.node]--
+	c.podsOfHunt[p.hunt]--
 	c.w.lb.gone(now, p)
 	if restart {
 		c.w.rec.PodRestarted()

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/churnlab/churnlab/experiments/metrics"
+)
+
+const stormFile = "../../experiments/scenarios/restart-storm.yaml"
+
+func churnlab(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestExitCodes(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string // in stdout or stderr
+	}{
+		// happy
+		{"validate ok", []string{"validate", "-f", stormFile}, exitOK, "ok (scenario restart-storm"},
+		{"help", []string{"--help"}, exitOK, "Usage:"},
+		// sad: bad input is 2
+		{"no file", []string{"sim"}, exitBadInput, "missing -f FILE"},
+		{"file not found", []string{"validate", "-f", "nope.yaml"}, exitBadInput, "nope.yaml"},
+		{"unknown flag", []string{"sim", "--bogus"}, exitBadInput, "unknown flag: --bogus"},
+		{"bad system", []string{"sim", "-f", stormFile, "--system", "all"}, exitBadInput, `--system "all"`},
+		{"bad seed", []string{"sim", "-f", stormFile, "--seed", "-3"}, exitBadInput, "--seed"},
+		{"stray argument", []string{"sim", stormFile}, exitBadInput, "takes no arguments"},
+		{"unknown command", []string{"frob"}, exitBadInput, `unknown command "frob"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, stderr := churnlab(t, c.args...)
+			if code != c.code || !strings.Contains(stdout+stderr, c.want) {
+				t.Errorf("exit %d, want %d; output should contain %q:\n%s%s", code, c.code, c.want, stdout, stderr)
+			}
+		})
+	}
+}
+
+// TestValidatePrintsEveryProblem is the acceptance case: two unknown
+// fields and a bad unit give three problems with line numbers, exit 2.
+func TestValidatePrintsEveryProblem(t *testing.T) {
+	code, _, stderr := churnlab(t, "validate", "-f", "../../experiments/scenario/testdata/invalid-unknown-fields-and-unit.yaml")
+	if code != exitBadInput {
+		t.Errorf("exit %d, want %d", code, exitBadInput)
+	}
+	for _, want := range []string{
+		`:6:3: cluster.nodse: unknown field "nodse"`,
+		`:7:11: cluster.uplink: bad bandwidth "1Gbs"`,
+		`:10:3: workload.colour: unknown field "colour"`,
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+func TestSimWritesBothSystems(t *testing.T) {
+	out := t.TempDir()
+	code, stdout, stderr := churnlab(t, "sim", "-f", stormFile, "--out", out, "--check-determinism")
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "100%") {
+		t.Errorf("no progress on stderr:\n%s", stderr)
+	}
+	for _, system := range []string{"baseline", "reference"} {
+		dir := filepath.Join(out, "restart-storm", "sim", system)
+		f, err := os.Open(filepath.Join(dir, "summary.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := metrics.ReadSummary(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.System != system || s.Mode != "sim" || s.Seed != 2023 || *s.Requests.Total == 0 {
+			t.Errorf("%s: summary names system %q mode %q seed %d with %d requests", system, s.System, s.Mode, s.Seed, *s.Requests.Total)
+		}
+		series, err := os.ReadFile(filepath.Join(dir, "timeseries.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows := strings.Count(string(series), "\n"); rows != 301 {
+			t.Errorf("%s: timeseries.csv has %d lines, want a header and 300 one-second rows", system, rows)
+		}
+		leftovers, _ := filepath.Glob(filepath.Join(dir, ".*"))
+		if len(leftovers) > 0 {
+			t.Errorf("temporary files left behind: %v", leftovers)
+		}
+	}
+}
+
+func TestSimSeedFlagChangesTheRun(t *testing.T) {
+	read := func(seed string) []byte {
+		out := t.TempDir()
+		if code, _, stderr := churnlab(t, "sim", "-f", stormFile, "--system", "reference", "--seed", seed, "--out", out); code != exitOK {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		data, err := os.ReadFile(filepath.Join(out, "restart-storm", "sim", "reference", "timeseries.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	if bytes.Equal(read("1"), read("2")) {
+		t.Error("seeds 1 and 2 gave identical time series")
+	}
+}

@@ -1,0 +1,188 @@
+package sim
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/churnlab/churnlab/experiments/metrics"
+	"github.com/churnlab/churnlab/experiments/scenario"
+)
+
+func load(t *testing.T, yaml string) *scenario.Scenario {
+	t.Helper()
+	sc, err := scenario.Parse("test.yaml", []byte("apiVersion: churnlab/v1\nkind: Scenario\nmetadata: {name: test}\n"+yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+func runWorld(t *testing.T, sc *scenario.Scenario, system System, seed uint64) *World {
+	t.Helper()
+	w, err := NewWorld(sc, system, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.RunUntil(w.End())
+	return w
+}
+
+func outputs(t *testing.T, w *World, sc *scenario.Scenario, system System, seed uint64) (summary, series []byte) {
+	t.Helper()
+	var s, ts bytes.Buffer
+	run := metrics.Run{Scenario: sc.Metadata.Name, Mode: "sim", System: string(system), Seed: seed, Duration: sc.Duration.D()}
+	if err := w.Recorder().Summary(run).Write(&s); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Recorder().WriteTimeseries(&ts); err != nil {
+		t.Fatal(err)
+	}
+	return s.Bytes(), ts.Bytes()
+}
+
+// TestDeterminism: the same scenario and seed give byte-identical
+// summary.json and timeseries.csv, for both systems.
+func TestDeterminism(t *testing.T) {
+	sc, err := scenario.Load("../experiments/scenarios/restart-storm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, system := range Systems {
+		s1, ts1 := outputs(t, runWorld(t, sc, system, sc.Seed), sc, system, sc.Seed)
+		s2, ts2 := outputs(t, runWorld(t, sc, system, sc.Seed), sc, system, sc.Seed)
+		if !bytes.Equal(s1, s2) || !bytes.Equal(ts1, ts2) {
+			t.Errorf("%s seed %d: two runs differ; reproduce with: churnlab sim -f experiments/scenarios/restart-storm.yaml --system %s --seed %d --check-determinism",
+				system, sc.Seed, system, sc.Seed)
+		}
+	}
+}
+
+func TestSteadyClusterServesEverything(t *testing.T) {
+	sc := load(t, "duration: 20s\ncluster: {pods: 10, nodes: 2}\nworkload: {requestRate: 2k/s, podCapacity: 1k/s}\n")
+	w := runWorld(t, sc, Baseline, 1)
+	s := w.Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})
+	if *s.Requests.SuccessRatio != 1 || *s.Pods.UnhealthyPeak != 0 || *s.Egress.TotalBytes != 0 {
+		t.Errorf("steady run: success %v, unhealthy peak %d, egress %v; want 1, 0, 0", *s.Requests.SuccessRatio, *s.Pods.UnhealthyPeak, *s.Egress.TotalBytes)
+	}
+	// 2k/s for 20 s is 40k requests give or take Poisson noise (sd 200).
+	if total := *s.Requests.Total; total < 39_000 || total > 41_000 {
+		t.Errorf("%d requests, want about 40000", total)
+	}
+}
+
+func TestAutoscaleReachesTarget(t *testing.T) {
+	sc := load(t, "duration: 60s\ncluster: {pods: 10}\nevents:\n- {at: 5s, autoscale: {to: 30, over: 10s}}\n- {at: 40s, autoscale: {to: 20}}\n")
+	w := runWorld(t, sc, Reference, 1)
+	if n := len(w.cluster.pods); n != 20 || w.cluster.ready != 20 {
+		t.Errorf("%d pods, %d ready; want 20 and 20", n, w.cluster.ready)
+	}
+	if len(w.cluster.byID) != 30 {
+		t.Errorf("%d pods ever created, want 30 (scale-down creates none)", len(w.cluster.byID))
+	}
+}
+
+// TestRestartStormBaselineEgress: a storm restarting every pod of a
+// 100-pod cluster at once pulls 100 bundles, and the uplink carries them
+// at no more than its capacity (F5, F6).
+func TestRestartStormBaselineEgress(t *testing.T) {
+	sc := load(t, "duration: 60s\ncluster: {pods: 100, uplink: 1Gbps}\nconfig: {totalSize: 2MB}\nevents:\n- {at: 10s, restartStorm: {fraction: 1}}\n")
+	w := runWorld(t, sc, Baseline, 1)
+	s := w.Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})
+	if *s.Pods.Restarts != 100 || *s.Egress.TotalBytes != 200e6 || *s.Egress.BytesPerPodStart != 2e6 {
+		t.Errorf("restarts %d, egress %v, per start %v; want 100, 2e8, 2e6", *s.Pods.Restarts, *s.Egress.TotalBytes, *s.Egress.BytesPerPodStart)
+	}
+	if peak := *s.Egress.PeakBytesPerS; peak > 125e6 {
+		t.Errorf("peak egress %v B/s exceeds the 1 Gbps uplink", peak)
+	}
+	// All 100 transfers share the link: the last ends 1.6 s after the
+	// last container starts (≤ 2.4 s), so time to config stays under 4 s.
+	if p99 := *s.Config.TimeToConfigP99Ms; p99 < 1600 || p99 > 4000 {
+		t.Errorf("time to config p99 %v ms, want 1.6-4 s", p99)
+	}
+	// Dead pods stay in rotation until the health check notices, so some
+	// requests fail (F7).
+	if *s.Requests.SuccessRatio >= 1 {
+		t.Error("no request failed while deleted pods were still in rotation")
+	}
+}
+
+// TestReferenceServesRestartsFromL2: restarted pods land on nodes that
+// already cache their hunt, so the storm costs the uplink nothing.
+func TestReferenceServesRestartsFromL2(t *testing.T) {
+	sc := load(t, "duration: 60s\ncluster: {pods: 100, nodes: 10}\nconfig: {hunts: 10}\nevents:\n- {at: 10s, restartStorm: {fraction: 1, over: 10s}}\n")
+	w := runWorld(t, sc, Reference, 1)
+	s := w.Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})
+	if *s.Pods.Restarts != 100 || *s.Egress.TotalBytes != 0 {
+		t.Errorf("restarts %d, egress %v bytes; want 100 and 0", *s.Pods.Restarts, *s.Egress.TotalBytes)
+	}
+}
+
+func TestRollingUpdateReplacesEveryPod(t *testing.T) {
+	for _, surge := range []string{"25%", "1", "0"} {
+		t.Run("maxSurge="+surge, func(t *testing.T) {
+			sc := load(t, fmt.Sprintf("duration: 5m\ncluster: {pods: 20}\nevents:\n- {at: 10s, rollingUpdate: {maxSurge: %s, maxUnavailable: 1}}\n", surge))
+			w, err := NewWorld(sc, Baseline, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			minReady := w.cluster.ready
+			for at := Time(0); at <= w.End(); at += 10 * Millisecond {
+				w.RunUntil(at)
+				minReady = min(minReady, w.cluster.ready)
+			}
+			// maxUnavailable 1: never more than one pod short of ready.
+			if minReady < 19 {
+				t.Errorf("ready pods fell to %d during the update; maxUnavailable 1 allows 19", minReady)
+			}
+			if w.cluster.rollout != nil {
+				t.Fatal("rollout still running at the end")
+			}
+			for _, p := range w.cluster.pods {
+				if p.old {
+					t.Fatalf("pod %d of the old revision survived", p.id)
+				}
+			}
+			s := w.Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})
+			if *s.Pods.Restarts != 20 || len(w.cluster.pods) != 20 || w.cluster.ready != 20 {
+				t.Errorf("restarts %d, pods %d, ready %d; want 20 each", *s.Pods.Restarts, len(w.cluster.pods), w.cluster.ready)
+			}
+		})
+	}
+}
+
+// TestConfigChangePropagation: the reference pushes a changed fragment to
+// each node at once; the baseline waits for each pod's reconcile (up to
+// the 5 s interval, F9) and then pulls the whole bundle.
+func TestConfigChangePropagation(t *testing.T) {
+	sc := load(t, "duration: 30s\ncluster: {pods: 40, nodes: 4}\nconfig: {hunts: 4}\nevents:\n- {at: 10s, configChange: {hunts: 1}}\n")
+	p99 := map[System]float64{}
+	for _, system := range Systems {
+		s := runWorld(t, sc, system, 1).Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})
+		if s.Config.PropagationP99Ms == nil {
+			t.Fatalf("%s: no propagation measured", system)
+		}
+		p99[system] = *s.Config.PropagationP99Ms
+	}
+	if p99[Reference] > 50 {
+		t.Errorf("reference propagation p99 %v ms, want under R8's 45 ms budget for one fragment per node", p99[Reference])
+	}
+	if p99[Baseline] < 1000 || p99[Baseline] > 5000+200 {
+		t.Errorf("baseline propagation p99 %v ms, want within the 5 s reconcile interval plus the bundle transfer", p99[Baseline])
+	}
+}
+
+func TestUnknownSystem(t *testing.T) {
+	sc := load(t, "")
+	if _, err := NewWorld(sc, "veltrix", 1); err == nil {
+		t.Error("NewWorld accepted an unknown system")
+	}
+}
+
+func TestUnmodelledEventsAreNamed(t *testing.T) {
+	sc := load(t, "events:\n- {at: 1s, storeOutage: {for: 30s}}\n- {at: 2s, autoscale: {to: 3}}\n")
+	got := Unmodelled(sc)
+	if len(got) != 1 || got[0] != "events[0] storeOutage at 1s" {
+		t.Errorf("Unmodelled = %q", got)
+	}
+}
