@@ -1,0 +1,69 @@
+# churnlab: run `make` for the list of targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+SCENARIO ?= restart-storm
+MODE     ?= all
+OUT      ?= results
+FUZZTIME ?= 2m
+BENCHCOUNT ?= 6
+
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+SCENARIO_FILE := experiments/scenarios/$(SCENARIO).yaml
+
+.PHONY: help
+help: ## print this list
+	@echo "churnlab: reproduce a config-layer collapse under pod churn, and test a fix"
+	@echo
+	@echo "usage: make TARGET [SCENARIO=name] [MODE=sim|live|all]"
+	@echo
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 22
+	@echo
+	@echo "scenarios: $$(ls experiments/scenarios/*.yaml | xargs -n1 basename | sed 's/\.yaml$$//' | tr '\n' ' ')"
+
+bin/churnlab: FORCE
+	@go build -o $@ ./cmd/churnlab
+
+.PHONY: FORCE
+FORCE:
+
+.PHONY: experiment
+experiment: bin/churnlab ## run SCENARIO (default restart-storm) in MODE (sim, live or all) into results/
+	@test -f $(SCENARIO_FILE) || { echo "no scenario $(SCENARIO): $(SCENARIO_FILE) does not exist"; exit 2; }
+	@case "$(MODE)" in sim|live|all) ;; *) echo "MODE=$(MODE): want sim, live or all"; exit 2;; esac
+	@bin/churnlab validate -f $(SCENARIO_FILE)
+	@echo "step 1/1: simulate $(SCENARIO) at full scale, both systems, checking determinism (about 10 s)"
+	@bin/churnlab sim -f $(SCENARIO_FILE) --out $(OUT) --check-determinism
+	@if [ "$(MODE)" != sim ]; then \
+	  echo "live mode is not built yet (issue #6: live runner); ran the simulator only"; fi
+
+.PHONY: test
+test: ## run every test (vet, unit, transcripts, determinism, CLI)
+	go vet ./...
+	go test ./...
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	@echo "staticcheck (first run downloads it, about 30 s)"
+	go run $(STATICCHECK) ./...
+
+.PHONY: bench
+bench: ## engine benchmarks, BENCHCOUNT runs, summarised by benchstat into bench.txt
+	@echo "benchmarking the sim engine, $(BENCHCOUNT) runs of each (about $$(( $(BENCHCOUNT) * 5 )) s)"
+	go test -run '^$$' -bench . -count $(BENCHCOUNT) ./sim/ | tee bench.txt
+	go run $(BENCHSTAT) bench.txt
+
+.PHONY: fuzz
+fuzz: ## fuzz the scenario loader for FUZZTIME (default 2m)
+	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./experiments/scenario/
+
+.PHONY: update-golden
+update-golden: ## rewrite the expected error messages of experiments/scenario/testdata/invalid-*.yaml
+	go test ./experiments/scenario/ -run TestInvalidFiles -update
+
+.PHONY: verify-golden
+verify-golden: ## check the expected error messages are current
+	go test ./experiments/scenario/ -run TestInvalidFiles
