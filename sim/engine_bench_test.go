@@ -1,6 +1,10 @@
 package sim
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/churnlab/churnlab/experiments/scenario"
+)
 
 // BenchmarkEngineHold is the classic hold model: a fixed number of events
 // stay pending, and each one reschedules itself a random time ahead when it
@@ -26,6 +30,31 @@ func BenchmarkEngineHold(b *testing.B) {
 				e.Step()
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkWorldRestartStorm simulates the shipped restart-storm scenario
+// end to end (5 minutes of virtual time at 85k requests/s), models and
+// recorder included.
+func BenchmarkWorldRestartStorm(b *testing.B) {
+	sc, err := scenario.Load("../experiments/scenarios/restart-storm.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, system := range Systems {
+		b.Run(string(system), func(b *testing.B) {
+			var events uint64
+			for range b.N {
+				w, err := NewWorld(sc, system, sc.Seed)
+				if err != nil {
+					b.Fatal(err)
+				}
+				w.RunUntil(w.End())
+				events += w.Steps()
+			}
+			b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(b.N)*sc.Duration.D().Seconds()/b.Elapsed().Seconds(), "sim-s/s")
 		})
 	}
 }

@@ -67,11 +67,12 @@ func (c *cluster) start() {
 	c.recordPods(0)
 }
 
-// newPod places a new pod on the node with the fewest pods, serving the
-// hunt with the fewest pods (lowest index on ties), so that a pod that
-// replaces a deleted one takes its place: the same hunt on the same node.
+// newPod places a new pod on a node with the fewest pods (ties broken at
+// random, as the scheduler's spreading does), serving the hunt with the
+// fewest pods (lowest index on ties). A pod that replaces a deleted one
+// therefore takes its place: the same hunt on the same node.
 func (c *cluster) newPod(now Time) *pod {
-	node, hunt := leastLoaded(c.podsOnNode), leastLoaded(c.podsOfHunt)
+	node, hunt := c.leastLoadedNode(), leastLoaded(c.podsOfHunt)
 	c.podsOnNode[node]++
 	c.podsOfHunt[hunt]++
 	sc := c.w.sc
@@ -86,6 +87,17 @@ func (c *cluster) newPod(now Time) *pod {
 	c.byID = append(c.byID, p)
 	c.pods = append(c.pods, p)
 	return p
+}
+
+func (c *cluster) leastLoadedNode() int {
+	fewest := c.podsOnNode[leastLoaded(c.podsOnNode)]
+	var candidates []int
+	for n, count := range c.podsOnNode {
+		if count == fewest {
+			candidates = append(candidates, n)
+		}
+	}
+	return candidates[c.rng.IntN(len(candidates))]
 }
 
 func leastLoaded(counts []int) int {
