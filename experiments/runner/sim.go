@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,7 +33,7 @@ type SimOutput struct {
 
 // ErrNondeterministic is returned when --check-determinism finds two runs
 // of the same scenario and seed that differ.
-var ErrNondeterministic = fmt.Errorf("runner: simulator is not deterministic")
+var ErrNondeterministic = errors.New("runner: simulator is not deterministic")
 
 // RunSim simulates sc against each system and writes summary.json and
 // timeseries.csv for each. Files are written only once a system's run is
@@ -69,7 +70,7 @@ func RunSim(sc *scenario.Scenario, opts SimOptions) ([]SimOutput, error) {
 			}
 		}
 		out.Dir = filepath.Join(opts.OutDir, sc.Metadata.Name, "sim", string(system))
-		if err := writeFiles(out.Dir, map[string][]byte{"summary.json": out.Summary, "timeseries.csv": out.Timeseries}); err != nil {
+		if err := writeFiles(out.Dir, resultFile{"summary.json", out.Summary}, resultFile{"timeseries.csv", out.Timeseries}); err != nil {
 			return nil, err
 		}
 		outs = append(outs, out)
@@ -123,39 +124,31 @@ func commonPrefix(a, b []byte) int {
 	return n
 }
 
+type resultFile struct {
+	name string
+	data []byte
+}
+
 // writeFiles writes each file into dir through a temporary file and a
 // rename, so readers never see a partial file.
-func writeFiles(dir string, files map[string][]byte) error {
+func writeFiles(dir string, files ...resultFile) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("runner: %w", err)
 	}
-	for _, name := range []string{"summary.json", "timeseries.csv"} {
-		data, ok := files[name]
-		if !ok {
-			continue
-		}
-		tmp, err := os.CreateTemp(dir, "."+name+".*")
+	for _, f := range files {
+		path := filepath.Join(dir, f.name)
+		tmp, err := os.CreateTemp(dir, "."+f.name+".*")
 		if err != nil {
 			return fmt.Errorf("runner: %w", err)
 		}
-		_, werr := tmp.Write(data)
-		cerr := tmp.Close()
-		if err := firstErr(werr, cerr); err != nil {
+		_, werr := tmp.Write(f.data)
+		if err := errors.Join(werr, tmp.Close()); err != nil {
 			os.Remove(tmp.Name())
-			return fmt.Errorf("runner: writing %s: %w", filepath.Join(dir, name), err)
+			return fmt.Errorf("runner: writing %s: %w", path, err)
 		}
-		if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		if err := os.Rename(tmp.Name(), path); err != nil {
 			os.Remove(tmp.Name())
 			return fmt.Errorf("runner: %w", err)
-		}
-	}
-	return nil
-}
-
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
 		}
 	}
 	return nil
