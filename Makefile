@@ -33,7 +33,7 @@ experiment: bin/churnlab ## run SCENARIO (default restart-storm) in MODE (sim, l
 	@test -f $(SCENARIO_FILE) || { echo "no scenario $(SCENARIO): $(SCENARIO_FILE) does not exist"; exit 2; }
 	@case "$(MODE)" in sim|live|all) ;; *) echo "MODE=$(MODE): want sim, live or all"; exit 2;; esac
 	@bin/churnlab validate -f $(SCENARIO_FILE)
-	@echo "step 1/1: simulate $(SCENARIO) at full scale, both systems, checking determinism (about 10 s)"
+	@echo "step 1/1: simulate $(SCENARIO) at full scale, both systems, checking determinism (about 5 s)"
 	@bin/churnlab sim -f $(SCENARIO_FILE) --out $(OUT) --check-determinism
 	@if [ "$(MODE)" != sim ]; then \
 	  echo "live mode is not built yet (issue #6: live runner); ran the simulator only"; fi

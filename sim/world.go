@@ -85,6 +85,12 @@ func (w *World) Recorder() *metrics.Recorder { return w.rec }
 // yet, so that a run can say so instead of silently ignoring it.
 func Unmodelled(sc *scenario.Scenario) []string {
 	var out []string
+	if !sc.Baseline.Controller {
+		out = append(out, "baseline.controller: false")
+	}
+	if sc.Baseline.Gzip {
+		out = append(out, "baseline.gzip: true")
+	}
 	for i, e := range sc.Events {
 		if !modelledEvents[e.Name()] {
 			out = append(out, fmt.Sprintf("events[%d] %s at %s", i, e.Name(), e.At))

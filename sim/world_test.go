@@ -180,9 +180,9 @@ func TestUnknownSystem(t *testing.T) {
 }
 
 func TestUnmodelledEventsAreNamed(t *testing.T) {
-	sc := load(t, "events:\n- {at: 1s, storeOutage: {for: 30s}}\n- {at: 2s, autoscale: {to: 3}}\n")
+	sc := load(t, "baseline: {gzip: true}\nevents:\n- {at: 1s, storeOutage: {for: 30s}}\n- {at: 2s, autoscale: {to: 3}}\n")
 	got := Unmodelled(sc)
-	if len(got) != 1 || got[0] != "events[0] storeOutage at 1s" {
+	if len(got) != 2 || got[0] != "baseline.gzip: true" || got[1] != "events[0] storeOutage at 1s" {
 		t.Errorf("Unmodelled = %q", got)
 	}
 }
