@@ -28,6 +28,11 @@ func runWorld(t *testing.T, sc *scenario.Scenario, system System, seed uint64) *
 	return w
 }
 
+// summarize condenses what w measured so far.
+func summarize(w *World) *metrics.Summary {
+	return w.Recorder().Summary(metrics.Run{Duration: dur(w.End())})
+}
+
 func outputs(t *testing.T, w *World, sc *scenario.Scenario, system System, seed uint64) (summary, series []byte) {
 	t.Helper()
 	var s, ts bytes.Buffer
@@ -60,8 +65,7 @@ func TestDeterminism(t *testing.T) {
 
 func TestSteadyClusterServesEverything(t *testing.T) {
 	sc := load(t, "duration: 20s\ncluster: {pods: 10, nodes: 2}\nworkload: {requestRate: 2k/s, podCapacity: 1k/s}\n")
-	w := runWorld(t, sc, Baseline, 1)
-	s := w.Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})
+	s := summarize(runWorld(t, sc, Baseline, 1))
 	if *s.Requests.SuccessRatio != 1 || *s.Pods.UnhealthyPeak != 0 || *s.Egress.TotalBytes != 0 {
 		t.Errorf("steady run: success %v, unhealthy peak %d, egress %v; want 1, 0, 0", *s.Requests.SuccessRatio, *s.Pods.UnhealthyPeak, *s.Egress.TotalBytes)
 	}
@@ -87,8 +91,7 @@ func TestAutoscaleReachesTarget(t *testing.T) {
 // at no more than its capacity (F5, F6).
 func TestRestartStormBaselineEgress(t *testing.T) {
 	sc := load(t, "duration: 60s\ncluster: {pods: 100, uplink: 1Gbps}\nconfig: {totalSize: 2MB}\nevents:\n- {at: 10s, restartStorm: {fraction: 1}}\n")
-	w := runWorld(t, sc, Baseline, 1)
-	s := w.Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})
+	s := summarize(runWorld(t, sc, Baseline, 1))
 	if *s.Pods.Restarts != 100 || *s.Egress.TotalBytes != 200e6 || *s.Egress.BytesPerPodStart != 2e6 {
 		t.Errorf("restarts %d, egress %v, per start %v; want 100, 2e8, 2e6", *s.Pods.Restarts, *s.Egress.TotalBytes, *s.Egress.BytesPerPodStart)
 	}
@@ -111,8 +114,7 @@ func TestRestartStormBaselineEgress(t *testing.T) {
 // already cache their hunt, so the storm costs the uplink nothing.
 func TestReferenceServesRestartsFromL2(t *testing.T) {
 	sc := load(t, "duration: 60s\ncluster: {pods: 100, nodes: 10}\nconfig: {hunts: 10}\nevents:\n- {at: 10s, restartStorm: {fraction: 1, over: 10s}}\n")
-	w := runWorld(t, sc, Reference, 1)
-	s := w.Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})
+	s := summarize(runWorld(t, sc, Reference, 1))
 	if *s.Pods.Restarts != 100 || *s.Egress.TotalBytes != 0 {
 		t.Errorf("restarts %d, egress %v bytes; want 100 and 0", *s.Pods.Restarts, *s.Egress.TotalBytes)
 	}
@@ -143,7 +145,7 @@ func TestRollingUpdateReplacesEveryPod(t *testing.T) {
 					t.Fatalf("pod %d of the old revision survived", p.id)
 				}
 			}
-			s := w.Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})
+			s := summarize(w)
 			if *s.Pods.Restarts != 20 || len(w.cluster.pods) != 20 || w.cluster.ready != 20 {
 				t.Errorf("restarts %d, pods %d, ready %d; want 20 each", *s.Pods.Restarts, len(w.cluster.pods), w.cluster.ready)
 			}
@@ -158,7 +160,7 @@ func TestConfigChangePropagation(t *testing.T) {
 	sc := load(t, "duration: 30s\ncluster: {pods: 40, nodes: 4}\nconfig: {hunts: 4}\nevents:\n- {at: 10s, configChange: {hunts: 1}}\n")
 	p99 := map[System]float64{}
 	for _, system := range Systems {
-		s := runWorld(t, sc, system, 1).Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})
+		s := summarize(runWorld(t, sc, system, 1))
 		if s.Config.PropagationP99Ms == nil {
 			t.Fatalf("%s: no propagation measured", system)
 		}
