@@ -38,8 +38,12 @@ experiment: bin/churnlab ## run SCENARIO (default restart-storm) in MODE (sim, l
 	@if [ "$(MODE)" != sim ]; then \
 	  echo "live mode is not built yet (issue #6: live runner); ran the simulator only"; fi
 
+.PHONY: controlplane
+controlplane: ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok into bin/ (once: ~6 min cold)
+	@tools/controlplane/build.sh
+
 .PHONY: test
-test: ## run every test (vet, unit, transcripts, determinism, CLI)
+test: controlplane ## run every test (vet, unit, transcripts, determinism, CLI, control-plane integration)
 	go vet ./...
 	go test ./...
 

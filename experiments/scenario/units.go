@@ -261,3 +261,11 @@ func formatSI(v float64, unit string) string {
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64) + unit
 }
+
+// ParseBandwidth reads a bandwidth the way scenario files write it, for
+// command-line flags: "1Gbps", "100Mbps", "120MB/s".
+func ParseBandwidth(s string) (Bandwidth, error) {
+	var bw Bandwidth
+	err := bw.parseUnit(s)
+	return bw, err
+}

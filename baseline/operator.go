@@ -1,0 +1,350 @@
+package baseline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// Pod annotations the operator writes.
+const (
+	// BundleAnnotation holds the version of the bundle prepared for the pod;
+	// once it is set, the pod can pull its bundle.
+	BundleAnnotation = "veltrix.churnlab.io/bundle"
+	// ReconciledAnnotation holds the time of the pod's last full reconcile.
+	ReconciledAnnotation = "veltrix.churnlab.io/reconciled-at"
+)
+
+// Options configures the operator. Zero values take the defaults noted.
+type Options struct {
+	Namespace         string        // where game pods and configs live; default "default"
+	PodSelector       string        // label selector of game pods; default "app=game"
+	Replicas          int           // operator replicas; each reconciles every pod (T2); default 1
+	ReconcileInterval time.Duration // full reconcile of each pod; default 5 s (F9)
+	Controller        bool          // the controller runs (T3); set it, there is no default
+	QPS               float32       // client-side rate limit per replica; default 50 (F11)
+	Burst             int           // default 100
+	Workers           int           // concurrent reconciles per replica; default 64
+	ReloadParallelism int           // concurrent GETs when reloading configs for a pod; default 8
+	Gzip              bool          // compress bundles
+	Uplink            float64       // bundle egress limit in bytes per second; 0 = unlimited
+	// Now tells the time; configurable so that tests can control it.
+	Now func() time.Time
+}
+
+// Operator is a running Veltrix-like operator: Replicas reconcilers and
+// one bundle endpoint.
+type Operator struct {
+	opts       Options
+	cfg        *rest.Config
+	selector   labels.Selector
+	controller atomic.Bool
+	bundles    *bundleStore
+	metrics    *operatorMetrics
+}
+
+// New checks opts and builds an operator that will talk to the API server
+// as cfg's identity.
+func New(cfg *rest.Config, opts Options) (*Operator, error) {
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	if opts.PodSelector == "" {
+		opts.PodSelector = "app=game"
+	}
+	if opts.Replicas == 0 {
+		opts.Replicas = 1
+	}
+	if opts.ReconcileInterval == 0 {
+		opts.ReconcileInterval = 5 * time.Second
+	}
+	if opts.QPS == 0 {
+		opts.QPS = 50
+	}
+	if opts.Burst == 0 {
+		opts.Burst = 100
+	}
+	if opts.Workers == 0 {
+		opts.Workers = 64
+	}
+	if opts.ReloadParallelism == 0 {
+		opts.ReloadParallelism = 8
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	switch {
+	case opts.Replicas < 1:
+		return nil, fmt.Errorf("baseline: replicas must be at least 1, got %d", opts.Replicas)
+	case opts.ReconcileInterval < 0:
+		return nil, fmt.Errorf("baseline: reconcile interval must be positive, got %s", opts.ReconcileInterval)
+	case opts.QPS < 0 || opts.Burst < 1:
+		return nil, fmt.Errorf("baseline: QPS must be positive and burst at least 1, got %g and %d", opts.QPS, opts.Burst)
+	case opts.Uplink < 0:
+		return nil, fmt.Errorf("baseline: uplink must not be negative, got %g", opts.Uplink)
+	}
+	selector, err := labels.Parse(opts.PodSelector)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: pod selector %q: %w", opts.PodSelector, err)
+	}
+	m := newOperatorMetrics()
+	op := &Operator{opts: opts, cfg: cfg, selector: selector, metrics: m, bundles: newBundleStore(opts.Uplink, m)}
+	op.SetController(opts.Controller)
+	return op, nil
+}
+
+// SetController switches the controller on or off at run time (T3). While
+// it is off the operator makes no API calls: it neither reconciles nor
+// prepares bundles for starting pods, which get theirs once it is back on.
+func (op *Operator) SetController(on bool) {
+	op.controller.Store(on)
+	v := 0.0
+	if on {
+		v = 1
+	}
+	op.metrics.controllerOn.Set(v)
+}
+
+// ControllerOn reports whether the controller runs.
+func (op *Operator) ControllerOn() bool { return op.controller.Load() }
+
+// Registry returns the operator's Prometheus registry.
+func (op *Operator) Registry() *prometheus.Registry { return op.metrics.registry }
+
+// Run starts every replica's reconciler and blocks until ctx ends or one
+// of them fails.
+func (op *Operator) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, op.opts.Replicas)
+	var wg sync.WaitGroup
+	for r := range op.opts.Replicas {
+		mgr, err := op.replica(r)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := mgr.Start(ctx); err != nil {
+				errs <- fmt.Errorf("baseline: replica %d: %w", r, err)
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs // nil when every replica stopped cleanly
+}
+
+// replica builds one replica: its own client (so its own QPS budget), its
+// own pod informer and its own reconciler.
+func (op *Operator) replica(r int) (ctrl.Manager, error) {
+	cfg := rest.CopyConfig(op.cfg)
+	cfg.QPS, cfg.Burst = op.opts.QPS, op.opts.Burst
+	cfg.UserAgent = fmt.Sprintf("veltrix-operator/replica-%d", r)
+	cfg.Wrap(op.metrics.countAPICalls)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Metrics:                server.Options{BindAddress: "0"}, // the operator serves its own /metrics
+		HealthProbeBindAddress: "0",
+		LeaderElection:         false, // every replica reconciles: that is T2
+		Cache: cache.Options{
+			DefaultNamespaces:  map[string]cache.Config{op.opts.Namespace: {}},
+			DefaultLabelSelector: op.selector,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("baseline: replica %d: %w", r, err)
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rec := &reconciler{op: op, replica: strconv.Itoa(r), kube: kube, configs: dyn.Resource(Resource).Namespace(op.opts.Namespace)}
+	err = builder.ControllerManagedBy(mgr).
+		Named(fmt.Sprintf("veltrix-replica-%d", r)).
+		For(&corev1.Pod{}, builder.WithPredicates(podLifecycleChanged())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: op.opts.Workers, SkipNameValidation: ptr(true)}).
+		Complete(rec)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: replica %d: %w", r, err)
+	}
+	return mgr, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// podLifecycleChanged passes pod creations, deletions, and updates that
+// change the pod's identity or phase, but not the operator's own
+// annotation patches, which would otherwise re-trigger it in a loop.
+func podLifecycleChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			oldPod, ok1 := e.ObjectOld.(*corev1.Pod)
+			newPod, ok2 := e.ObjectNew.(*corev1.Pod)
+			if !ok1 || !ok2 {
+				return false
+			}
+			return oldPod.Status.Phase != newPod.Status.Phase || oldPod.DeletionTimestamp != newPod.DeletionTimestamp
+		},
+	}
+}
+
+// reconciler is one replica's reconcile loop.
+type reconciler struct {
+	op      *Operator
+	replica string
+	kube    kubernetes.Interface
+	configs dynamic.ResourceInterface
+}
+
+// Reconcile runs for a pod when it appears or changes phase, and again
+// every ReconcileInterval. Every read goes to the API server: Veltrix had
+// no cache.
+func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	op := r.op
+	if !op.ControllerOn() {
+		// Switched off (T3): no API calls at all; look again later.
+		return reconcile.Result{RequeueAfter: op.opts.ReconcileInterval}, nil
+	}
+	pod, err := r.kube.CoreV1().Pods(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		op.bundles.forget(req.NamespacedName)
+		return reconcile.Result{}, nil
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if pod.DeletionTimestamp != nil {
+		op.bundles.forget(req.NamespacedName)
+		return reconcile.Result{}, nil
+	}
+	if !op.bundles.prepared(req.NamespacedName, pod.UID) {
+		// A pod we have not served: a start or a restart (F4).
+		if err := r.prepareBundle(ctx, pod); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	if err := r.fullReconcile(ctx, pod); err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{RequeueAfter: op.opts.ReconcileInterval}, nil
+}
+
+// prepareBundle reloads every config object, one GET each, builds the
+// pod's bundle and marks the pod so that it pulls it.
+func (r *reconciler) prepareBundle(ctx context.Context, pod *corev1.Pod) error {
+	op := r.op
+	list, err := r.configs.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(list.Items))
+	for i, item := range list.Items {
+		names[i] = item.GetName()
+	}
+	objects := make([]*unstructured.Unstructured, len(names))
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, op.opts.ReloadParallelism)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			objects[i], errs[i] = r.configs.Get(ctx, name, metav1.GetOptions{})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("reloading config for pod %s: %w", pod.Name, err)
+	}
+	version, err := op.bundles.put(types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}, pod.UID, objects, op.opts.Gzip)
+	if err != nil {
+		return err
+	}
+	op.metrics.reloads.Inc()
+	return r.annotate(ctx, pod, BundleAnnotation, version)
+}
+
+// fullReconcile is Veltrix's periodic reconcile: LIST every config object
+// and write the pod's annotation, each time (F9).
+func (r *reconciler) fullReconcile(ctx context.Context, pod *corev1.Pod) error {
+	if _, err := r.configs.List(ctx, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	if err := r.annotate(ctx, pod, ReconciledAnnotation, r.op.opts.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		return err
+	}
+	r.op.metrics.reconciles.WithLabelValues(r.replica).Inc()
+	return nil
+}
+
+func (r *reconciler) annotate(ctx context.Context, pod *corev1.Pod, key, value string) error {
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, key, value)
+	_, err := r.kube.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil // deleted meanwhile
+	}
+	return err
+}
+
+// Handler serves the operator's HTTP API:
+//
+//	GET  /bundle?namespace=NS&pod=NAME   the pod's bundle, through the egress limiter
+//	GET  /metrics                        Prometheus metrics
+//	GET  /admin/controller               "on" or "off"
+//	POST /admin/controller?enabled=BOOL  switch the periodic reconcile
+//	GET  /healthz                        "ok"
+func (op *Operator) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /bundle", op.bundles.serve)
+	mux.Handle("GET /metrics", op.metrics.handler())
+	mux.HandleFunc("GET /admin/controller", func(w http.ResponseWriter, _ *http.Request) {
+		if op.ControllerOn() {
+			fmt.Fprintln(w, "on")
+		} else {
+			fmt.Fprintln(w, "off")
+		}
+	})
+	mux.HandleFunc("POST /admin/controller", func(w http.ResponseWriter, req *http.Request) {
+		on, err := strconv.ParseBool(req.URL.Query().Get("enabled"))
+		if err != nil {
+			http.Error(w, "enabled must be true or false", http.StatusBadRequest)
+			return
+		}
+		op.SetController(on)
+		fmt.Fprintln(w, map[bool]string{true: "on", false: "off"}[on])
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	return mux
+}
