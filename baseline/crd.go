@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -103,7 +103,6 @@ func Install(ctx context.Context, admin *rest.Config, user string) error {
 	}
 	return nil
 }
-
 
 // WriteConfig stores size bytes of config as objects VeltrixConfig objects
 // in namespace (the last one takes the remainder), as the admin would.

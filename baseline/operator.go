@@ -173,7 +173,7 @@ func (op *Operator) replica(r int) (ctrl.Manager, error) {
 		HealthProbeBindAddress: "0",
 		LeaderElection:         false, // every replica reconciles: that is T2
 		Cache: cache.Options{
-			DefaultNamespaces:  map[string]cache.Config{op.opts.Namespace: {}},
+			DefaultNamespaces:    map[string]cache.Config{op.opts.Namespace: {}},
 			DefaultLabelSelector: op.selector,
 		},
 	})
