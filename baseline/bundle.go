@@ -27,7 +27,7 @@ type bundleStore struct {
 
 type bundle struct {
 	uid     types.UID
-	data    []byte
+	data    []byte // nil for an adopted pod
 	version string
 	gzipped bool
 }
@@ -50,6 +50,13 @@ func (s *bundleStore) prepared(pod types.NamespacedName, uid types.UID) bool {
 	defer s.mu.Unlock()
 	b, ok := s.bundles[pod]
 	return ok && b.uid == uid
+}
+
+// adopt records that pod got its config before this operator started.
+func (s *bundleStore) adopt(pod types.NamespacedName, uid types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bundles[pod] = bundle{uid: uid}
 }
 
 func (s *bundleStore) forget(pod types.NamespacedName) {
@@ -99,8 +106,8 @@ func (s *bundleStore) serve(w http.ResponseWriter, req *http.Request) {
 	s.mu.Lock()
 	b, ok := s.bundles[pod]
 	s.mu.Unlock()
-	if !ok {
-		http.Error(w, "no bundle prepared for pod "+pod.String()+" (yet)", http.StatusNotFound)
+	if !ok || b.data == nil {
+		http.Error(w, "no bundle prepared for pod "+pod.String()+" (not yet, or it was running before the operator started)", http.StatusNotFound)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")

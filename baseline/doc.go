@@ -10,9 +10,10 @@
 //     straight from the API server, one GET each with no cache, builds the
 //     full bundle (gzip optional) and marks the pod; the pod then pulls the
 //     bundle from the operator's bundle endpoint, through an egress limiter
-//     that stands in for the config store's uplink.
+//     that stands in for the config store's uplink. Pods already running
+//     when the operator starts are adopted: they have their config.
 //   - Every pod gets a full reconcile every 5 s (RequeueAfter): GET the pod,
-//     LIST every config object, PATCH an annotation. Pods reconciled
+//     LIST the config objects (names and versions), PATCH an annotation. Pods reconciled
 //     together stay in step, so the load comes in bursts.
 //   - Each of Replicas reconciles every pod on its own (T2), the controller
 //     can be switched off at run time (T3: no API calls until it is back on),

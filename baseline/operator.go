@@ -19,7 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -48,7 +50,7 @@ type Options struct {
 	Controller        bool          // the controller runs (T3); set it, there is no default
 	QPS               float32       // client-side rate limit per replica; default 50 (F11)
 	Burst             int           // default 100
-	Workers           int           // concurrent reconciles per replica; default 64
+	Workers           int           // concurrent reconciles per replica; default 8
 	ReloadParallelism int           // concurrent GETs when reloading configs for a pod; default 8
 	Gzip              bool          // compress bundles
 	Uplink            float64       // bundle egress limit in bytes per second; 0 = unlimited
@@ -63,8 +65,15 @@ type Operator struct {
 	cfg        *rest.Config
 	selector   labels.Selector
 	controller atomic.Bool
-	bundles    *bundleStore
-	metrics    *operatorMetrics
+	// controllerCtx is cancelled when the controller is switched off, so
+	// that reconciles in flight stop their API calls (and client-go's
+	// retries of 429s) at once.
+	ctxMu         sync.Mutex
+	controllerCtx context.Context
+	stopInFlight  context.CancelFunc
+	bundles       *bundleStore
+	metrics       *operatorMetrics
+	started       time.Time // pods running since before this are adopted, not reloaded
 }
 
 // New checks opts and builds an operator that will talk to the API server
@@ -89,7 +98,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		opts.Burst = 100
 	}
 	if opts.Workers == 0 {
-		opts.Workers = 64
+		opts.Workers = 8
 	}
 	if opts.ReloadParallelism == 0 {
 		opts.ReloadParallelism = 8
@@ -121,7 +130,17 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 // it is off the operator makes no API calls: it neither reconciles nor
 // prepares bundles for starting pods, which get theirs once it is back on.
 func (op *Operator) SetController(on bool) {
-	op.controller.Store(on)
+	op.ctxMu.Lock()
+	defer op.ctxMu.Unlock()
+	switch {
+	case on && op.controllerCtx == nil:
+		op.controllerCtx, op.stopInFlight = context.WithCancel(context.Background())
+		op.controller.Store(true)
+	case !on && op.controllerCtx != nil:
+		op.controller.Store(false) // before the cancel, so the cut reconciles see it
+		op.stopInFlight()
+		op.controllerCtx, op.stopInFlight = nil, nil
+	}
 	v := 0.0
 	if on {
 		v = 1
@@ -138,6 +157,7 @@ func (op *Operator) Registry() *prometheus.Registry { return op.metrics.registry
 // Run starts every replica's reconciler and blocks until ctx ends or one
 // of them fails.
 func (op *Operator) Run(ctx context.Context) error {
+	op.started = op.opts.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, op.opts.Replicas)
@@ -188,11 +208,25 @@ func (op *Operator) replica(r int) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec := &reconciler{op: op, replica: strconv.Itoa(r), kube: kube, configs: dyn.Resource(Resource).Namespace(op.opts.Namespace)}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rec := &reconciler{
+		op: op, replica: strconv.Itoa(r), kube: kube,
+		configs:     dyn.Resource(Resource).Namespace(op.opts.Namespace),
+		configMetas: meta.Resource(Resource).Namespace(op.opts.Namespace),
+	}
 	err = builder.ControllerManagedBy(mgr).
 		Named(fmt.Sprintf("veltrix-replica-%d", r)).
 		For(&corev1.Pod{}, builder.WithPredicates(podLifecycleChanged())).
-		WithOptions(controller.Options{MaxConcurrentReconciles: op.opts.Workers, SkipNameValidation: ptr(true)}).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: op.opts.Workers,
+			SkipNameValidation:      ptr(true),
+			// A failed reconcile is retried with backoff, but never later
+			// than the next periodic reconcile would have come.
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, op.opts.ReconcileInterval),
+		}).
 		Complete(rec)
 	if err != nil {
 		return nil, fmt.Errorf("baseline: replica %d: %w", r, err)
@@ -220,21 +254,38 @@ func podLifecycleChanged() predicate.Predicate {
 
 // reconciler is one replica's reconcile loop.
 type reconciler struct {
-	op      *Operator
-	replica string
-	kube    kubernetes.Interface
-	configs dynamic.ResourceInterface
+	op          *Operator
+	replica     string
+	kube        kubernetes.Interface
+	configs     dynamic.ResourceInterface  // whole objects
+	configMetas metadata.ResourceInterface // names and versions only
 }
 
 // Reconcile runs for a pod when it appears or changes phase, and again
 // every ReconcileInterval. Every read goes to the API server: Veltrix had
 // no cache.
 func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if err != nil && !r.op.ControllerOn() {
+		// Cut short by the switch: not a failure, so no backoff.
+		return reconcile.Result{RequeueAfter: r.op.opts.ReconcileInterval}, nil
+	}
+	return res, err
+}
+
+func (r *reconciler) reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	op := r.op
-	if !op.ControllerOn() {
+	began := op.opts.Now()
+	op.ctxMu.Lock()
+	on := op.controllerCtx
+	op.ctxMu.Unlock()
+	if on == nil {
 		// Switched off (T3): no API calls at all; look again later.
 		return reconcile.Result{RequeueAfter: op.opts.ReconcileInterval}, nil
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(on, cancel)()
 	pod, err := r.kube.CoreV1().Pods(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		op.bundles.forget(req.NamespacedName)
@@ -247,8 +298,13 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		op.bundles.forget(req.NamespacedName)
 		return reconcile.Result{}, nil
 	}
-	if !op.bundles.prepared(req.NamespacedName, pod.UID) {
-		// A pod we have not served: a start or a restart (F4).
+	switch {
+	case op.bundles.prepared(req.NamespacedName, pod.UID):
+	case pod.Status.StartTime != nil && pod.Status.StartTime.Time.Before(op.started):
+		// Running before the operator started: it has its config already.
+		op.bundles.adopt(req.NamespacedName, pod.UID)
+	default:
+		// A pod started since: a start or a restart (F4).
 		if err := r.prepareBundle(ctx, pod); err != nil {
 			return reconcile.Result{}, err
 		}
@@ -256,14 +312,15 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.fullReconcile(ctx, pod); err != nil {
 		return reconcile.Result{}, err
 	}
-	return reconcile.Result{RequeueAfter: op.opts.ReconcileInterval}, nil
+	// Every ReconcileInterval from start to start, as a ticker would.
+	return reconcile.Result{RequeueAfter: max(op.opts.ReconcileInterval-op.opts.Now().Sub(began), 0)}, nil
 }
 
 // prepareBundle reloads every config object, one GET each, builds the
 // pod's bundle and marks the pod so that it pulls it.
 func (r *reconciler) prepareBundle(ctx context.Context, pod *corev1.Pod) error {
 	op := r.op
-	list, err := r.configs.List(ctx, metav1.ListOptions{})
+	list, err := r.configMetas.List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
 	}
@@ -296,10 +353,12 @@ func (r *reconciler) prepareBundle(ctx context.Context, pod *corev1.Pod) error {
 	return r.annotate(ctx, pod, BundleAnnotation, version)
 }
 
-// fullReconcile is Veltrix's periodic reconcile: LIST every config object
-// and write the pod's annotation, each time (F9).
+// fullReconcile is Veltrix's periodic reconcile: LIST the config objects
+// (their names and versions) and write the pod's annotation, each time
+// (F9). Cheap alone; 36 a second of them is what the API server could not
+// absorb.
 func (r *reconciler) fullReconcile(ctx context.Context, pod *corev1.Pod) error {
-	if _, err := r.configs.List(ctx, metav1.ListOptions{}); err != nil {
+	if _, err := r.configMetas.List(ctx, metav1.ListOptions{}); err != nil {
 		return err
 	}
 	if err := r.annotate(ctx, pod, ReconciledAnnotation, r.op.opts.Now().UTC().Format(time.RFC3339Nano)); err != nil {

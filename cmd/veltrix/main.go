@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.DurationVar(&opts.ReconcileInterval, "reconcile-interval", 5*time.Second, "full reconcile of each pod this often")
 	fs.Float64Var(&qps, "qps", 50, "client-side API rate limit per replica")
 	fs.IntVar(&opts.Burst, "burst", 100, "client-side API burst per replica")
-	fs.IntVar(&opts.Workers, "workers", 64, "concurrent reconciles per replica")
+	fs.IntVar(&opts.Workers, "workers", 8, "concurrent reconciles per replica")
 	fs.IntVar(&opts.ReloadParallelism, "reload-parallelism", 8, "concurrent GETs when reloading config for a starting pod")
 	fs.BoolVar(&opts.Gzip, "gzip", false, "gzip bundles")
 	if err := fs.Parse(args); err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -44,7 +45,13 @@ type Options struct {
 	// way the full-size cluster did (F11).
 	MaxRequestsInflight         int
 	MaxMutatingRequestsInflight int
-	Progress                    io.Writer // one line per step; nil for none
+	// QueueLengthLimit, when set, shrinks the queues of the global-default
+	// priority level (where the operator's requests land) to one queue of
+	// this length. APF's queues do not shrink with the inflight limits, so
+	// a scaled-down run scales them too, or a burst that overflowed the
+	// full-size cluster's queues would just wait in the small one's.
+	QueueLengthLimit int
+	Progress         io.Writer // one line per step; nil for none
 }
 
 // ControlPlane is a running local control plane.
@@ -100,6 +107,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		{"credentials", s.credentials},
 		{"etcd", s.etcd},
 		{"kube-apiserver", s.apiserver},
+		{"API Priority and Fairness queues", s.queues},
 		{"kube-controller-manager", s.controllerManager},
 		{"kube-scheduler", s.scheduler},
 		{"kwok", s.kwok},
@@ -285,7 +293,8 @@ func (s *starter) apiserver() error {
 	}
 	caFile := s.path("apiserver-certs/apiserver.crt")
 	tlsConfig := rest.TLSClientConfig{CAFile: caFile}
-	s.cp.Admin = &rest.Config{Host: base, BearerToken: s.adminToken, TLSClientConfig: tlsConfig}
+	// The admin sets scenes up (hundreds of pods at once): no client-side limit.
+	s.cp.Admin = &rest.Config{Host: base, BearerToken: s.adminToken, TLSClientConfig: tlsConfig, QPS: -1}
 	s.cp.Operator = &rest.Config{Host: base, BearerToken: s.operatorToken, TLSClientConfig: tlsConfig}
 	if s.admin, err = kubernetes.NewForConfig(s.cp.Admin); err != nil {
 		return err
@@ -301,6 +310,30 @@ func writeKubeconfig(path, server, caFile, token string) error {
 	cfg.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "admin"}
 	cfg.CurrentContext = "local"
 	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// OperatorPriorityLevel is the APF priority level that serves the
+// operator identity: APF's own catch-all for authenticated users.
+const OperatorPriorityLevel = "global-default"
+
+func (s *starter) queues() error {
+	if s.opts.QueueLengthLimit == 0 {
+		return nil
+	}
+	levels := s.admin.FlowcontrolV1().PriorityLevelConfigurations()
+	pl, err := levels.Get(s.ctx, OperatorPriorityLevel, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if pl.Spec.Limited == nil || pl.Spec.Limited.LimitResponse.Queuing == nil {
+		return fmt.Errorf("priority level %s does not queue", OperatorPriorityLevel)
+	}
+	// Tell the API server to keep our spec instead of restoring its own.
+	metav1.SetMetaDataAnnotation(&pl.ObjectMeta, flowcontrolv1.AutoUpdateAnnotationKey, "false")
+	q := pl.Spec.Limited.LimitResponse.Queuing
+	q.Queues, q.HandSize, q.QueueLengthLimit = 1, 1, int32(s.opts.QueueLengthLimit)
+	_, err = levels.Update(s.ctx, pl, metav1.UpdateOptions{})
+	return err
 }
 
 func (s *starter) controllerManager() error {

@@ -39,7 +39,7 @@ func startForTest(t *testing.T, opts Options) *ControlPlane {
 }
 
 func TestStartServesBothIdentities(t *testing.T) {
-	cp := startForTest(t, Options{Nodes: 2})
+	cp := startForTest(t, Options{Nodes: 2, QueueLengthLimit: 7})
 	ctx := context.Background()
 
 	admin := kubernetes.NewForConfigOrDie(cp.Admin)
@@ -60,12 +60,18 @@ func TestStartServesBothIdentities(t *testing.T) {
 	} else if !strings.Contains(err.Error(), OperatorUser) {
 		t.Errorf("Forbidden error does not name %s: %v", OperatorUser, err)
 	}
-	level := priorityLevelOf(t, cp, cp.Operator.BearerToken)
-	if level == "" || level == "exempt" {
-		t.Errorf("operator requests run at priority level %q; want a throttled one", level)
+	if level := priorityLevelOf(t, cp, cp.Operator.BearerToken); level != OperatorPriorityLevel {
+		t.Errorf("operator requests run at priority level %q; want %s, which throttles", level, OperatorPriorityLevel)
 	}
 	if adminLevel := priorityLevelOf(t, cp, cp.Admin.BearerToken); adminLevel != "exempt" {
 		t.Errorf("admin requests run at priority level %q; want exempt", adminLevel)
+	}
+	pl, err := admin.FlowcontrolV1().PriorityLevelConfigurations().Get(ctx, OperatorPriorityLevel, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := pl.Spec.Limited.LimitResponse.Queuing; q.Queues != 1 || q.QueueLengthLimit != 7 {
+		t.Errorf("%s queuing = %+v; want 1 queue of 7", OperatorPriorityLevel, *q)
 	}
 }
 

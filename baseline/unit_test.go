@@ -1,0 +1,142 @@
+package baseline
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+)
+
+func TestAPIVerb(t *testing.T) {
+	cases := []struct {
+		method, url, want string
+	}{
+		{"GET", "/api/v1/namespaces/default/pods/game-1", "get"},
+		{"GET", "/api/v1/namespaces/default/pods", "list"},
+		{"GET", "/api/v1/namespaces/default/pods?watch=true", "watch"},
+		{"GET", "/apis/veltrix.churnlab.io/v1alpha1/namespaces/default/veltrixconfigs", "list"},
+		{"GET", "/apis/veltrix.churnlab.io/v1alpha1/namespaces/default/veltrixconfigs/config-0001", "get"},
+		{"GET", "/api/v1/nodes", "list"},                                // cluster-scoped collection
+		{"GET", "/api/v1/namespaces/default/pods/game-1/status", "get"}, // subresource
+		{"PATCH", "/api/v1/namespaces/default/pods/game-1", "patch"},
+		{"POST", "/api/v1/namespaces/default/pods", "create"},
+		{"DELETE", "/api/v1/namespaces/default/pods/game-1", "delete"},
+	}
+	for _, c := range cases {
+		req := httptest.NewRequest(c.method, c.url, nil)
+		if got := apiVerb(req); got != c.want {
+			t.Errorf("%s %s = %q, want %q", c.method, c.url, got, c.want)
+		}
+	}
+}
+
+func configObject(name, data string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"metadata": map[string]any{"name": name},
+		"spec":     map[string]any{"data": data},
+	}}
+}
+
+func TestBundleHoldsEveryObjectInNameOrder(t *testing.T) {
+	s := newBundleStore(0, newOperatorMetrics())
+	pod := types.NamespacedName{Namespace: "default", Name: "game-1"}
+	v1, err := s.put(pod, "uid-1", []*unstructured.Unstructured{configObject("b", "BBB"), configObject("a", "AA")}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.prepared(pod, "uid-1") || s.prepared(pod, "uid-2") {
+		t.Error("prepared must match the pod's UID: a restarted pod has a new one")
+	}
+	rec := httptest.NewRecorder()
+	s.serve(rec, httptest.NewRequest("GET", "/bundle?namespace=default&pod=game-1", nil))
+	if got, want := rec.Body.String(), "--- a\nAA\n--- b\nBBB\n"; got != want {
+		t.Errorf("bundle = %q, want %q", got, want)
+	}
+	if rec.Header().Get("X-Bundle-Version") != v1 {
+		t.Errorf("version header %q, want %q", rec.Header().Get("X-Bundle-Version"), v1)
+	}
+
+	v2, _ := s.put(pod, "uid-1", []*unstructured.Unstructured{configObject("a", "AA"), configObject("b", "changed")}, true)
+	if v2 == v1 {
+		t.Error("a changed config kept its version")
+	}
+	rec = httptest.NewRecorder()
+	s.serve(rec, httptest.NewRequest("GET", "/bundle?namespace=default&pod=game-1", nil))
+	zr, err := gzip.NewReader(rec.Body)
+	if err != nil {
+		t.Fatalf("gzip bundle: %v", err)
+	}
+	plain, _ := io.ReadAll(zr)
+	if !bytes.Contains(plain, []byte("changed")) || rec.Header().Get("X-Bundle-Encoding") != "gzip" {
+		t.Errorf("gzip bundle %q, encoding header %q", plain, rec.Header().Get("X-Bundle-Encoding"))
+	}
+}
+
+func TestBundleServeSadPaths(t *testing.T) {
+	s := newBundleStore(0, newOperatorMetrics())
+	s.adopt(types.NamespacedName{Namespace: "default", Name: "old"}, "u")
+	cases := []struct {
+		url  string
+		code int
+	}{
+		{"/bundle", http.StatusBadRequest},                          // no pod named
+		{"/bundle?namespace=default&pod=nope", http.StatusNotFound}, // never prepared
+		{"/bundle?namespace=default&pod=old", http.StatusNotFound},  // adopted: it has its config
+	}
+	for _, c := range cases {
+		rec := httptest.NewRecorder()
+		s.serve(rec, httptest.NewRequest("GET", c.url, nil))
+		if rec.Code != c.code {
+			t.Errorf("%s: %d, want %d", c.url, rec.Code, c.code)
+		}
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	cfg := &rest.Config{Host: "https://127.0.0.1:1"}
+	sad := []struct {
+		opts Options
+		want string
+	}{
+		{Options{Replicas: -1}, "replicas"},
+		{Options{ReconcileInterval: -time.Second}, "reconcile interval"},
+		{Options{Burst: -1}, "burst"},
+		{Options{Uplink: -5}, "uplink"},
+		{Options{PodSelector: "app in (game"}, "pod selector"},
+	}
+	for _, c := range sad {
+		if _, err := New(cfg, c.opts); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New(%+v) = %v, want an error about %s", c.opts, err, c.want)
+		}
+	}
+}
+
+func TestControllerSwitchOverHTTP(t *testing.T) {
+	op, err := New(&rest.Config{Host: "https://127.0.0.1:1"}, Options{Controller: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(op.Handler())
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/admin/controller?enabled=false", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if op.ControllerOn() {
+		t.Error("controller still on after POST enabled=false")
+	}
+	resp, _ = http.Post(srv.URL+"/admin/controller?enabled=maybe", "", nil)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("enabled=maybe: %s, want 400", resp.Status)
+	}
+}
