@@ -44,12 +44,16 @@ func newBundleStore(bytesPerSecond float64, m *operatorMetrics) *bundleStore {
 }
 
 // prepared reports whether pod (with this UID: a restarted pod has a new
-// one) already has its bundle.
-func (s *bundleStore) prepared(pod types.NamespacedName, uid types.UID) bool {
+// one) already has its bundle or was adopted, and the bundle's version
+// ("" for an adopted pod).
+func (s *bundleStore) prepared(pod types.NamespacedName, uid types.UID) (version string, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, ok := s.bundles[pod]
-	return ok && b.uid == uid
+	if !ok || b.uid != uid {
+		return "", false
+	}
+	return b.version, true
 }
 
 // adopt records that pod got its config before this operator started.

@@ -298,14 +298,20 @@ func (r *reconciler) reconcile(ctx context.Context, req reconcile.Request) (reco
 		op.bundles.forget(req.NamespacedName)
 		return reconcile.Result{}, nil
 	}
+	version, prepared := op.bundles.prepared(req.NamespacedName, pod.UID)
 	switch {
-	case op.bundles.prepared(req.NamespacedName, pod.UID):
-	case pod.Status.StartTime != nil && pod.Status.StartTime.Time.Before(op.started):
+	case !prepared && pod.Status.StartTime != nil && pod.Status.StartTime.Time.Before(op.started):
 		// Running before the operator started: it has its config already.
 		op.bundles.adopt(req.NamespacedName, pod.UID)
-	default:
+	case !prepared:
 		// A pod started since: a start or a restart (F4).
-		if err := r.prepareBundle(ctx, pod); err != nil {
+		if version, err = r.prepareBundle(ctx, pod); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	if version != "" && pod.Annotations[BundleAnnotation] != version {
+		// Tell the pod its bundle is ready (again, if the last try failed).
+		if err := r.annotate(ctx, pod, BundleAnnotation, version); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
@@ -316,13 +322,13 @@ func (r *reconciler) reconcile(ctx context.Context, req reconcile.Request) (reco
 	return reconcile.Result{RequeueAfter: max(op.opts.ReconcileInterval-op.opts.Now().Sub(began), 0)}, nil
 }
 
-// prepareBundle reloads every config object, one GET each, builds the
-// pod's bundle and marks the pod so that it pulls it.
-func (r *reconciler) prepareBundle(ctx context.Context, pod *corev1.Pod) error {
+// prepareBundle reloads every config object, one GET each, and builds the
+// pod's bundle. It returns the bundle's version.
+func (r *reconciler) prepareBundle(ctx context.Context, pod *corev1.Pod) (string, error) {
 	op := r.op
 	list, err := r.configMetas.List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return err
+		return "", err
 	}
 	names := make([]string, len(list.Items))
 	for i, item := range list.Items {
@@ -343,14 +349,14 @@ func (r *reconciler) prepareBundle(ctx context.Context, pod *corev1.Pod) error {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("reloading config for pod %s: %w", pod.Name, err)
+		return "", fmt.Errorf("reloading config for pod %s: %w", pod.Name, err)
 	}
 	version, err := op.bundles.put(types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}, pod.UID, objects, op.opts.Gzip)
 	if err != nil {
-		return err
+		return "", err
 	}
 	op.metrics.reloads.Inc()
-	return r.annotate(ctx, pod, BundleAnnotation, version)
+	return version, nil
 }
 
 // fullReconcile is Veltrix's periodic reconcile: LIST the config objects

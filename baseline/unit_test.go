@@ -52,7 +52,10 @@ func TestBundleHoldsEveryObjectInNameOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.prepared(pod, "uid-1") || s.prepared(pod, "uid-2") {
+	if v, ok := s.prepared(pod, "uid-1"); !ok || v != v1 {
+		t.Errorf("prepared(uid-1) = %q, %v; want %q, true", v, ok, v1)
+	}
+	if _, ok := s.prepared(pod, "uid-2"); ok {
 		t.Error("prepared must match the pod's UID: a restarted pod has a new one")
 	}
 	rec := httptest.NewRecorder()
