@@ -59,8 +59,10 @@ type ControlPlane struct {
 	Dir      string       // temporary directory holding data, certs and logs
 	Admin    *rest.Config // system:masters; APF exempts it
 	Operator *rest.Config // OperatorUser in OperatorGroup; APF throttles it
-	// AdminKubeconfig is a kubeconfig file for the admin, for kubectl.
-	AdminKubeconfig string
+	// AdminKubeconfig and OperatorKubeconfig are kubeconfig files for the
+	// two identities, for kubectl and for the operator run as a program.
+	AdminKubeconfig    string
+	OperatorKubeconfig string
 
 	procs    []*process
 	stopOnce sync.Once
@@ -300,14 +302,17 @@ func (s *starter) apiserver() error {
 		return err
 	}
 	s.cp.AdminKubeconfig = s.path("admin.kubeconfig")
-	return writeKubeconfig(s.cp.AdminKubeconfig, base, caFile, s.adminToken)
+	s.cp.OperatorKubeconfig = s.path("operator.kubeconfig")
+	return errors.Join(
+		writeKubeconfig(s.cp.AdminKubeconfig, base, caFile, s.adminToken),
+		writeKubeconfig(s.cp.OperatorKubeconfig, base, caFile, s.operatorToken))
 }
 
 func writeKubeconfig(path, server, caFile, token string) error {
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: caFile}
-	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: token}
-	cfg.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "admin"}
+	cfg.AuthInfos["user"] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "user"}
 	cfg.CurrentContext = "local"
 	return clientcmd.WriteToFile(*cfg, path)
 }
