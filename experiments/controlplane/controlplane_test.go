@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -195,4 +197,80 @@ func TestInterruptHelper(t *testing.T) {
 	fmt.Printf("started %s %s\n", cp.Dir, strings.Join(pids, " "))
 	<-ctx.Done()
 	cp.Stop() // returns once the stop that ctx triggered has finished
+}
+
+// TestFailedStartCleansUp makes kube-apiserver fail at once and checks that
+// Start names the step and the component's own words, and leaves neither
+// the etcd it had started nor its directory behind.
+func TestFailedStartCleansUp(t *testing.T) {
+	realBin, err := EnsureBuilt(context.Background(), os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fakeBin := t.TempDir()
+	for _, b := range Binaries {
+		if err := os.Symlink(filepath.Join(realBin, b), filepath.Join(fakeBin, b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apiserver := filepath.Join(fakeBin, "kube-apiserver")
+	os.Remove(apiserver)
+	if err := os.WriteFile(apiserver, []byte("#!/bin/sh\necho 'boom: no etcd for you' >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dirsBefore, _ := filepath.Glob(filepath.Join(os.TempDir(), "churnlab-controlplane-*"))
+
+	_, err = Start(context.Background(), Options{BinDir: fakeBin, Nodes: 1})
+	if err == nil {
+		t.Fatal("Start succeeded with a kube-apiserver that exits at once")
+	}
+	for _, want := range []string{`step "kube-apiserver"`, "exited before it was ready", "boom: no etcd for you"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	dirsAfter, _ := filepath.Glob(filepath.Join(os.TempDir(), "churnlab-controlplane-*"))
+	if len(dirsAfter) > len(dirsBefore) {
+		t.Errorf("temporary directories left behind: %v (before: %v)", dirsAfter, dirsBefore)
+	}
+	if pids := processesRunning(t, filepath.Join(fakeBin, "etcd")); len(pids) > 0 {
+		t.Errorf("etcd still running after the failed start: pids %v", pids)
+	}
+}
+
+// processesRunning returns the pids whose command line starts with binary.
+func processesRunning(t *testing.T, binary string) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.HasPrefix(string(cmdline), binary+"\x00") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// BenchmarkStartStop measures bringing a one-node control plane up until
+// every component is ready, and down again.
+func BenchmarkStartStop(b *testing.B) {
+	bin, err := EnsureBuilt(context.Background(), io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		cp, err := Start(context.Background(), Options{BinDir: bin, Nodes: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cp.Stop()
+	}
 }
