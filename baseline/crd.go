@@ -104,11 +104,20 @@ func Install(ctx context.Context, admin *rest.Config, user string) error {
 	return nil
 }
 
+// MaxObjectBytes is the most config one VeltrixConfig object may hold:
+// etcd refuses requests over 1.5 MiB, and the object needs room for its
+// metadata. This is why a 2 MB bundle has to be many objects.
+const MaxObjectBytes = 1536*1024 - 16*1024
+
 // WriteConfig stores size bytes of config as objects VeltrixConfig objects
 // in namespace (the last one takes the remainder), as the admin would.
 func WriteConfig(ctx context.Context, admin *rest.Config, namespace string, size, objects int) error {
 	if objects < 1 || size < objects {
 		return fmt.Errorf("baseline: cannot split %d bytes into %d config objects", size, objects)
+	}
+	if per := (size + objects - 1) / objects; per > MaxObjectBytes {
+		return fmt.Errorf("baseline: %d bytes in %d objects is %d bytes each, over the %d etcd allows per object; use at least %d objects",
+			size, objects, per, MaxObjectBytes, (size+MaxObjectBytes-1)/MaxObjectBytes)
 	}
 	dyn, err := dynamic.NewForConfig(admin)
 	if err != nil {

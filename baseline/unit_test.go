@@ -3,6 +3,7 @@ package baseline
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -141,5 +142,23 @@ func TestControllerSwitchOverHTTP(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("enabled=maybe: %s, want 400", resp.Status)
+	}
+}
+
+func TestWriteConfigRefusesWhatEtcdWould(t *testing.T) {
+	cfg := &rest.Config{Host: "https://127.0.0.1:1"} // never reached: the check comes first
+	cases := []struct {
+		size, objects int
+		want          string
+	}{
+		{2_000_000, 1, "use at least 2 objects"}, // F5: 2 MB cannot be one object
+		{10, 0, "cannot split"},
+		{3, 5, "cannot split"},
+	}
+	for _, c := range cases {
+		err := WriteConfig(context.Background(), cfg, "default", c.size, c.objects)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("WriteConfig(%d bytes, %d objects) = %v, want an error saying %q", c.size, c.objects, err, c.want)
+		}
 	}
 }

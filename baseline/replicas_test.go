@@ -1,0 +1,67 @@
+package baseline
+
+import (
+	"context"
+	"math"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/churnlab/churnlab/experiments/controlplane"
+	"k8s.io/client-go/kubernetes"
+)
+
+// TestReplicasEachReconcile is T2's mechanism: Veltrix replicas do not
+// share the work, each reconciles every pod, so API traffic grows with the
+// replica count.
+func TestReplicasEachReconcile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	const pods, replicas = 20, 3
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bin, err := controlplane.EnsureBuilt(ctx, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := controlplane.Start(ctx, controlplane.Options{BinDir: bin, Nodes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Stop)
+	admin := kubernetes.NewForConfigOrDie(cp.Admin)
+	if err := Install(ctx, cp.Admin, controlplane.OperatorUser); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteConfig(ctx, cp.Admin, "default", 200_000, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := createGameDeployment(ctx, admin, pods); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, admin, pods, nil)
+	op, err := New(cp.Operator, Options{Controller: true, Replicas: replicas})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opURL := serveOperator(t, ctx, op)
+	time.Sleep(6 * time.Second)
+	before := scrape(t, opURL+"/metrics", nil)
+	const window = 10 * time.Second
+	time.Sleep(window)
+	after := scrape(t, opURL+"/metrics", nil)
+
+	want := float64(pods) / 5 // per replica
+	for _, r := range []string{"0", "1", "2"} {
+		got := delta(before, after, "veltrix_reconciles_total", map[string]string{"replica": r}) / window.Seconds()
+		t.Logf("replica %s: %.1f reconciles/s", r, got)
+		if math.Abs(got-want) > 0.25*want {
+			t.Errorf("replica %s reconciles %.1f/s, want about %d pods / 5 s = %.1f/s", r, got, pods, want)
+		}
+	}
+	patches := delta(before, after, "veltrix_api_requests_total", map[string]string{"verb": "patch"}) / window.Seconds()
+	if wantPatches := replicas * want; math.Abs(patches-wantPatches) > 0.25*wantPatches {
+		t.Errorf("%.1f PATCHes/s, want one per reconcile per replica: %.1f/s", patches, wantPatches)
+	}
+}
