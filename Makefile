@@ -42,6 +42,14 @@ experiment: bin/churnlab ## run SCENARIO (default restart-storm) in MODE (sim, l
 controlplane: ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok into bin/ (once: ~6 min cold)
 	@tools/controlplane/build.sh
 
+.PHONY: proto
+proto: ## regenerate reference/proto/*.pb.go from configstream.proto (buf, no protoc; ~1 min first time)
+	@tools/proto/generate.sh
+
+.PHONY: verify-proto
+verify-proto: proto ## check the committed generated code matches configstream.proto
+	@git diff --exit-code -- reference/proto || { echo "reference/proto is stale: run make proto and commit"; exit 1; }
+
 .PHONY: test
 test: controlplane ## run every test (vet, unit, transcripts, determinism, CLI, control-plane integration)
 	go vet ./...
