@@ -242,27 +242,12 @@ func (s *starter) credentials() error {
 }
 
 func (s *starter) etcd() error {
-	client, err := freePort()
-	if err != nil {
-		return err
+	p, url, err := launchEtcd(s.ctx, s.cp.Dir, s.opts.BinDir)
+	if p != nil {
+		s.cp.procs = append(s.cp.procs, p)
 	}
-	peer, err := freePort()
-	if err != nil {
-		return err
-	}
-	s.etcdURL = "http://127.0.0.1:" + itoa(client)
-	peerURL := "http://127.0.0.1:" + itoa(peer)
-	p, err := s.start("etcd",
-		"--name=default", "--data-dir="+s.path("etcd-data"),
-		"--listen-client-urls="+s.etcdURL, "--advertise-client-urls="+s.etcdURL,
-		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=default="+peerURL,
-		"--unsafe-no-fsync", // a throwaway cluster on a shared disk; fsync only adds noise
-		"--log-level=warn")
-	if err != nil {
-		return err
-	}
-	return p.waitReady(s.ctx, s.etcdURL+"/health", "", 30*time.Second)
+	s.etcdURL = url
+	return err
 }
 
 func (s *starter) apiserver() error {

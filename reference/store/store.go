@@ -1,0 +1,85 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Hunt is one hunt instance's whole config.
+type Hunt struct {
+	ID       string
+	Labels   map[string]string // what selectors match; always includes HuntLabel=ID
+	Fragment []byte
+	Version  uint64 // changes only when the hunt is written; never goes backwards
+}
+
+// HuntLabel is the label every hunt carries, set to its ID, so that a pod
+// selects its hunt with "hunt=<id>" (R1).
+const HuntLabel = "hunt"
+
+// Event is one change after a Sync's snapshot.
+type Event struct {
+	Hunt    Hunt // for a deletion, only ID and Version are set
+	Deleted bool
+}
+
+// Store holds hunts. Implementations are safe for concurrent use.
+type Store interface {
+	// Put replaces a hunt's labels and fragment atomically and returns its
+	// new version.
+	Put(ctx context.Context, id string, labels map[string]string, fragment []byte) (uint64, error)
+	// Delete removes a hunt; ErrNotFound if there is none.
+	Delete(ctx context.Context, id string) error
+	// Get returns one hunt; ErrNotFound if there is none.
+	Get(ctx context.Context, id string) (Hunt, error)
+	// Sync returns every hunt, then streams every change made after that
+	// snapshot until ctx ends. Through a store outage the stream waits and
+	// resumes without a gap. The channel closes when ctx ends or the
+	// stream cannot resume (the caller fell too far behind, or etcd
+	// compacted past it); the caller then Syncs again.
+	Sync(ctx context.Context) ([]Hunt, <-chan Event, error)
+	// Close releases the store.
+	Close() error
+}
+
+// Sentinel errors. Test with errors.Is.
+var (
+	// ErrNotFound: no hunt has that ID.
+	ErrNotFound = errors.New("store: hunt not found")
+	// ErrUnavailable: the store cannot be reached; the caller may retry.
+	ErrUnavailable = errors.New("store: unavailable")
+)
+
+// ValidateHunt checks what a hunt's ID and labels must be: Kubernetes
+// label syntax, since selectors match them. It returns the labels with
+// HuntLabel set.
+func ValidateHunt(id string, labels map[string]string) (map[string]string, error) {
+	if msgs := validation.IsValidLabelValue(id); id == "" || len(msgs) > 0 {
+		return nil, fmt.Errorf("store: hunt id %q is not a valid label value: %v", id, msgs)
+	}
+	out := make(map[string]string, len(labels)+1)
+	for k, v := range labels {
+		if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
+			return nil, fmt.Errorf("store: label key %q: %v", k, msgs)
+		}
+		if msgs := validation.IsValidLabelValue(v); len(msgs) > 0 {
+			return nil, fmt.Errorf("store: label %s=%q: %v", k, v, msgs)
+		}
+		out[k] = v
+	}
+	if v, ok := out[HuntLabel]; ok && v != id {
+		return nil, fmt.Errorf("store: label %s=%q contradicts the hunt id %q", HuntLabel, v, id)
+	}
+	out[HuntLabel] = id
+	return out, nil
+}
+
+func cloneHunt(h Hunt) Hunt {
+	h.Labels = maps.Clone(h.Labels)
+	h.Fragment = append([]byte(nil), h.Fragment...)
+	return h
+}

@@ -1,0 +1,160 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/churnlab/churnlab/experiments/controlplane"
+)
+
+// stores opens each implementation for a conformance test.
+func stores(t *testing.T) map[string]Store {
+	t.Helper()
+	bolt, err := OpenBolt(filepath.Join(t.TempDir(), "configd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bolt.Close() })
+	out := map[string]Store{"bolt": bolt}
+	if testing.Short() {
+		return out
+	}
+	e := startEtcd(t)
+	etcd, err := OpenEtcd([]string{e.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { etcd.Close() })
+	out["etcd"] = etcd
+	return out
+}
+
+func startEtcd(t *testing.T) *controlplane.Etcd {
+	t.Helper()
+	bin, err := controlplane.EnsureBuilt(context.Background(), os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := controlplane.StartEtcd(context.Background(), bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Stop)
+	return e
+}
+
+func TestStoreConformance(t *testing.T) {
+	ctx := context.Background()
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			v1, err := s.Put(ctx, "h-1", map[string]string{"region": "eu"}, []byte("one"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := s.Get(ctx, "h-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Version != v1 || string(h.Fragment) != "one" || h.Labels["region"] != "eu" || h.Labels[HuntLabel] != "h-1" {
+				t.Errorf("Get = %+v; want version %d, fragment one, labels region=eu and hunt=h-1", h, v1)
+			}
+			again, _ := s.Get(ctx, "h-1")
+			if again.Version != v1 {
+				t.Errorf("version changed from %d to %d without a write", v1, again.Version)
+			}
+
+			snapshot, events, err := s.Sync(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(snapshot) != 1 || snapshot[0].ID != "h-1" || snapshot[0].Version != v1 {
+				t.Fatalf("snapshot %+v, want h-1 at %d", snapshot, v1)
+			}
+			v2, err := s.Put(ctx, "h-2", nil, []byte("two"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Delete(ctx, "h-1"); err != nil {
+				t.Fatal(err)
+			}
+			got := []Event{next(t, events), next(t, events)}
+			if got[0].Hunt.ID != "h-2" || got[0].Hunt.Version != v2 || got[0].Deleted || string(got[0].Hunt.Fragment) != "two" {
+				t.Errorf("first event %+v, want h-2 put at %d", got[0], v2)
+			}
+			if got[1].Hunt.ID != "h-1" || !got[1].Deleted || got[1].Hunt.Version <= v2 {
+				t.Errorf("second event %+v, want h-1 deleted after %d", got[1], v2)
+			}
+			if _, err := s.Get(ctx, "h-1"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Get after Delete: %v, want ErrNotFound", err)
+			}
+			if err := s.Delete(ctx, "h-1"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("second Delete: %v, want ErrNotFound", err)
+			}
+			if _, err := s.Put(ctx, "Not A Hunt!", nil, nil); err == nil {
+				t.Error("Put accepted an id that is not a label value")
+			}
+			if _, err := s.Put(ctx, "h-3", map[string]string{HuntLabel: "h-4"}, nil); err == nil {
+				t.Error("Put accepted a hunt label that contradicts the id")
+			}
+		})
+	}
+}
+
+func next(t *testing.T, events <-chan Event) Event {
+	t.Helper()
+	select {
+	case e, ok := <-events:
+		if !ok {
+			t.Fatal("event channel closed")
+		}
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event within 10 s")
+	}
+	return Event{}
+}
+
+// TestEtcdOutage: with etcd gone, writes fail with ErrUnavailable; once it
+// is back, the store works again and a Sync's watch resumes where it
+// stopped, missing nothing.
+func TestEtcdOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd")
+	}
+	ctx := context.Background()
+	e := startEtcd(t)
+	s, err := OpenEtcd([]string{e.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Put(ctx, "h-1", nil, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	_, events, err := s.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Kill()
+	if _, err := s.Put(ctx, "h-1", nil, []byte("y")); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Put with etcd down: %v, want ErrUnavailable", err)
+	}
+	if err := e.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.Get(ctx, "h-1")
+	if err != nil || string(h.Fragment) != "x" {
+		t.Errorf("after restart: %+v, %v; want the data written before", h, err)
+	}
+	v, err := s.Put(ctx, "h-1", nil, []byte("z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, events); ev.Hunt.Version != v || string(ev.Hunt.Fragment) != "z" {
+		t.Errorf("watch after the restart delivered %+v, want h-1 at %d", ev, v)
+	}
+}
