@@ -99,7 +99,10 @@ func (x *WatchRequest) GetPod() string {
 
 type ConfigUpdate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Hunt  string                 `protobuf:"bytes,1,opt,name=hunt,proto3" json:"hunt,omitempty"`
+	// Set on the one update that ends the initial catch-up; hunt, version
+	// and change are empty on it.
+	Synced bool   `protobuf:"varint,5,opt,name=synced,proto3" json:"synced,omitempty"`
+	Hunt   string `protobuf:"bytes,1,opt,name=hunt,proto3" json:"hunt,omitempty"`
 	// A 64-bit version that changes only when the hunt's config is written.
 	Version uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	// Types that are valid to be assigned to Change:
@@ -139,6 +142,13 @@ func (x *ConfigUpdate) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ConfigUpdate.ProtoReflect.Descriptor instead.
 func (*ConfigUpdate) Descriptor() ([]byte, []int) {
 	return file_configstream_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ConfigUpdate) GetSynced() bool {
+	if x != nil {
+		return x.Synced
+	}
+	return false
 }
 
 func (x *ConfigUpdate) GetHunt() string {
@@ -475,8 +485,9 @@ const file_configstream_proto_rawDesc = "" +
 	"\x03pod\x18\x04 \x01(\tR\x03pod\x1a@\n" +
 	"\x12KnownVersionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x80\x01\n" +
-	"\fConfigUpdate\x12\x12\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x98\x01\n" +
+	"\fConfigUpdate\x12\x16\n" +
+	"\x06synced\x18\x05 \x01(\bR\x06synced\x12\x12\n" +
 	"\x04hunt\x18\x01 \x01(\tR\x04hunt\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x1c\n" +
 	"\bfragment\x18\x03 \x01(\fH\x00R\bfragment\x12\x1a\n" +

@@ -33,9 +33,10 @@ const (
 // ConfigStream is what agents call.
 type ConfigStreamClient interface {
 	// Watch sends, for every hunt the selector matches, the current fragment
-	// unless known_versions already holds that version, then every later
-	// change as it is written. A reconnect that knows every version gets no
-	// message until something changes.
+	// unless known_versions already holds that version (and a deletion for
+	// each known hunt that is gone), then one update with synced set, then
+	// every later change as it is written. A reconnect that knows every
+	// version gets no fragment bytes, only the synced marker.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ConfigUpdate], error)
 }
 
@@ -73,9 +74,10 @@ type ConfigStream_WatchClient = grpc.ServerStreamingClient[ConfigUpdate]
 // ConfigStream is what agents call.
 type ConfigStreamServer interface {
 	// Watch sends, for every hunt the selector matches, the current fragment
-	// unless known_versions already holds that version, then every later
-	// change as it is written. A reconnect that knows every version gets no
-	// message until something changes.
+	// unless known_versions already holds that version (and a deletion for
+	// each known hunt that is gone), then one update with synced set, then
+	// every later change as it is written. A reconnect that knows every
+	// version gets no fragment bytes, only the synced marker.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[ConfigUpdate]) error
 	mustEmbedUnimplementedConfigStreamServer()
 }
