@@ -1,0 +1,22 @@
+// Package server is the reference config service (SEED-FACTS R1-R8) over
+// gRPC: ConfigStream.Watch streams the fragments of the hunts a label
+// selector matches, sending on (re)connect only what the caller's known
+// versions lack; ConfigAdmin writes a hunt's whole config atomically. It
+// also registers the gRPC health service and server reflection, so that
+// grpcurl and grpc-health-probe work.
+//
+// The server keeps an index of every hunt's labels and version, synced
+// from the store (which several replicas may share), and fragments in the
+// L1 cache; state knows nothing of gRPC, and status codes appear only at
+// the edge. Auth is by bearer token: an admin token may write; a pod token
+// may watch only the selectors it is bound to.
+//
+// A stream that stops reading is dropped once its send buffer is full,
+// with ResourceExhausted; its agent reconnects with its known versions and
+// loses nothing.
+//
+//	srv, err := server.New(server.Options{Store: st})
+//	go srv.Run(ctx) // keeps the index in sync with the store
+//	g := grpc.NewServer(srv.GRPCOptions()...)
+//	srv.Register(g)
+package server

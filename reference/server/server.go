@@ -1,0 +1,219 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/churnlab/churnlab/reference/cache"
+	pb "github.com/churnlab/churnlab/reference/proto"
+	"github.com/churnlab/churnlab/reference/store"
+)
+
+// Options configures a Server. Zero values take the defaults noted.
+type Options struct {
+	Store            store.Store
+	Tokens           *Tokens              // nil: auth off
+	L1Entries        int                  // default 1000 (R5)
+	L1Bytes          int                  // default 1000 x 512 B (R5)
+	MaxFragmentBytes int                  // Put refuses larger fragments; default 1 MiB
+	SendBuffer       int                  // updates a stream may fall behind before it is dropped; default 256
+	Keepalive        time.Duration        // server pings idle connections this often; default 30 s (R7)
+	Registry         *prometheus.Registry // metrics go here; default a new one
+	Logger           *slog.Logger
+	// Now tells the time; configurable so that tests can control it.
+	Now func() time.Time
+}
+
+// Server is one replica of the reference config service.
+type Server struct {
+	pb.UnimplementedConfigStreamServer
+	pb.UnimplementedConfigAdminServer
+
+	opts    Options
+	l1      *cache.L1
+	health  *health.Server
+	metrics *serverMetrics
+
+	mu       sync.Mutex
+	hunts    map[string]huntState // the index, synced from the store
+	watchers map[*watcher]struct{}
+	synced   bool
+}
+
+// huntState is what the index knows of a hunt: enough to match selectors
+// and to know which version is current, not the fragment itself.
+type huntState struct {
+	labels  labels.Set
+	version uint64
+	seenAt  time.Time // when this replica learned of this version
+}
+
+// New checks opts and returns a server that is not yet serving: call Run.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("server: no store")
+	}
+	if opts.L1Entries == 0 {
+		opts.L1Entries = 1000
+	}
+	if opts.L1Bytes == 0 {
+		opts.L1Bytes = 1000 * 512
+	}
+	if opts.MaxFragmentBytes == 0 {
+		opts.MaxFragmentBytes = 1 << 20
+	}
+	if opts.SendBuffer == 0 {
+		opts.SendBuffer = 256
+	}
+	if opts.Keepalive == 0 {
+		opts.Keepalive = 30 * time.Second
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.L1Entries < 0 || opts.L1Bytes < 0 || opts.MaxFragmentBytes < 0 || opts.SendBuffer < 1 {
+		return nil, fmt.Errorf("server: L1 bounds, fragment limit and send buffer must be positive")
+	}
+	s := &Server{
+		opts:     opts,
+		l1:       cache.NewL1(opts.L1Entries, opts.L1Bytes),
+		health:   health.NewServer(),
+		hunts:    map[string]huntState{},
+		watchers: map[*watcher]struct{}{},
+	}
+	s.metrics = newServerMetrics(opts.Registry, s)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	return s, nil
+}
+
+// GRPCOptions returns the server options the service expects: keepalive
+// pings every Options.Keepalive (R7), and clients allowed to ping as often.
+func (s *Server) GRPCOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.opts.Keepalive, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+}
+
+// Register adds the config services, health and reflection to g.
+func (s *Server) Register(g *grpc.Server) {
+	pb.RegisterConfigStreamServer(g, s)
+	pb.RegisterConfigAdminServer(g, s)
+	healthpb.RegisterHealthServer(g, s.health)
+	reflection.Register(g)
+}
+
+// Run keeps the index in sync with the store until ctx ends: it syncs,
+// applies every change, and syncs again whenever the change stream ends.
+// The server reports SERVING once the first sync is done.
+func (s *Server) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		snapshot, events, err := s.opts.Store.Sync(ctx)
+		if err != nil {
+			s.opts.Logger.Warn("sync with the store failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		s.applySnapshot(snapshot)
+		for e := range events {
+			s.apply(e)
+		}
+	}
+	s.health.Shutdown()
+	return nil
+}
+
+// applySnapshot replaces the index with a full snapshot, telling watchers
+// about every hunt that changed or vanished meanwhile.
+func (s *Server) applySnapshot(snapshot []store.Hunt) {
+	now := s.opts.Now()
+	s.mu.Lock()
+	seen := make(map[string]bool, len(snapshot))
+	var changes []store.Event
+	for _, h := range snapshot {
+		seen[h.ID] = true
+		if old, ok := s.hunts[h.ID]; !ok || old.version < h.Version {
+			changes = append(changes, store.Event{Hunt: h})
+		}
+	}
+	for id, old := range s.hunts {
+		if !seen[id] {
+			changes = append(changes, store.Event{Hunt: store.Hunt{ID: id, Version: old.version}, Deleted: true})
+		}
+	}
+	first := !s.synced
+	s.synced = true
+	s.mu.Unlock()
+	for _, e := range changes {
+		s.applyAt(e, now)
+	}
+	if first {
+		s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	}
+}
+
+func (s *Server) apply(e store.Event) { s.applyAt(e, s.opts.Now()) }
+
+// applyAt updates the index with one change and notifies the watchers whose
+// selector matches the hunt now or matched it before.
+func (s *Server) applyAt(e store.Event, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, existed := s.hunts[e.Hunt.ID]
+	if existed && e.Hunt.Version <= old.version && !e.Deleted {
+		return // already known: a resync replaying what we have
+	}
+	var n notice
+	if e.Deleted {
+		delete(s.hunts, e.Hunt.ID)
+		n = notice{hunt: e.Hunt.ID, version: e.Hunt.Version, deleted: true, before: old.labels, seenAt: now}
+	} else {
+		set := labels.Set(e.Hunt.Labels)
+		s.hunts[e.Hunt.ID] = huntState{labels: set, version: e.Hunt.Version, seenAt: now}
+		s.l1.Put(cache.Key{Hunt: e.Hunt.ID, Version: e.Hunt.Version}, e.Hunt.Fragment)
+		n = notice{hunt: e.Hunt.ID, version: e.Hunt.Version, now: set, before: old.labels, seenAt: now}
+	}
+	for w := range s.watchers {
+		if n.concerns(w.selector) {
+			w.notify(n)
+		}
+	}
+}
+
+// fragment returns hunt's fragment at version or newer, from L1 or the
+// store.
+func (s *Server) fragment(ctx context.Context, hunt string, version uint64) ([]byte, uint64, error) {
+	if f, ok := s.l1.Get(cache.Key{Hunt: hunt, Version: version}); ok {
+		return f, version, nil
+	}
+	h, err := s.opts.Store.Get(ctx, hunt)
+	if err != nil {
+		return nil, 0, err
+	}
+	if h.Version < version {
+		return nil, 0, fmt.Errorf("server: store has hunt %s at version %d, older than %d", hunt, h.Version, version)
+	}
+	s.l1.Put(cache.Key{Hunt: hunt, Version: h.Version}, h.Fragment)
+	return h.Fragment, h.Version, nil
+}
