@@ -12,20 +12,22 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 )
 
 // Tokens maps bearer tokens to what they allow. A nil *Tokens allows
 // everything (auth off).
 type Tokens struct {
 	admin map[string]bool
-	pod   map[string][]string // token -> selectors it may watch, canonical form
+	pod   map[string][]labels.Selector // token -> the scopes it may watch within
 }
 
 // ParseTokens reads a tokens file: one token a line, "TOKEN,admin" or
-// "TOKEN,pod,SELECTOR" (the selector may contain commas); blank lines and
-// lines starting with # are skipped. Every bad line is reported.
+// "TOKEN,pod,SCOPE" where SCOPE is a label selector (it may contain
+// commas) that every watch with this token must stay within; blank lines
+// and lines starting with # are skipped. Every bad line is reported.
 func ParseTokens(r io.Reader, name string) (*Tokens, error) {
-	t := &Tokens{admin: map[string]bool{}, pod: map[string][]string{}}
+	t := &Tokens{admin: map[string]bool{}, pod: map[string][]labels.Selector{}}
 	var problems []string
 	sc := bufio.NewScanner(r)
 	for line := 1; sc.Scan(); line++ {
@@ -46,7 +48,7 @@ func ParseTokens(r io.Reader, name string) (*Tokens, error) {
 				problems = append(problems, fmt.Sprintf("%s:%d: pod token needs a valid selector: %v", name, line, err))
 				continue
 			}
-			t.pod[token] = append(t.pod[token], sel.String())
+			t.pod[token] = append(t.pod[token], sel)
 		default:
 			problems = append(problems, fmt.Sprintf("%s:%d: want TOKEN,admin or TOKEN,pod,SELECTOR", name, line))
 		}
@@ -101,9 +103,9 @@ func (t *Tokens) authorizeAdmin(ctx context.Context) error {
 	return status.Error(codes.Unauthenticated, "unknown token")
 }
 
-// authorizeWatch checks that ctx carries a token that may watch selector
-// (canonical form). Admin tokens may watch anything.
-func (t *Tokens) authorizeWatch(ctx context.Context, selector string) error {
+// authorizeWatch checks that ctx carries a token that may watch sel: an
+// admin token, or a pod token with a scope sel stays within.
+func (t *Tokens) authorizeWatch(ctx context.Context, sel labels.Selector) error {
 	if t == nil {
 		return nil
 	}
@@ -114,15 +116,45 @@ func (t *Tokens) authorizeWatch(ctx context.Context, selector string) error {
 	if t.admin[token] {
 		return nil
 	}
-	allowed, ok := t.pod[token]
+	scopes, ok := t.pod[token]
 	if !ok {
 		return status.Error(codes.Unauthenticated, "unknown token")
 	}
-	for _, a := range allowed {
-		if a == selector {
+	for _, scope := range scopes {
+		if within(sel, scope) {
 			return nil
 		}
 	}
 	// The same answer whether or not the hunts exist: nothing leaks.
 	return status.Error(codes.PermissionDenied, "this token may not watch that selector")
+}
+
+// within reports whether every label set sel matches is also matched by
+// scope, judged from their requirements: for each requirement of scope,
+// sel must have the same one, or, where scope's is "in" or "=", one on the
+// same key that is "in" or "=" with values scope allows. Anything else is
+// refused, which errs on the safe side.
+func within(sel, scope labels.Selector) bool {
+	want, _ := scope.Requirements()
+	have, _ := sel.Requirements()
+	for _, w := range want {
+		ok := false
+		for _, h := range have {
+			if h.Key() != w.Key() {
+				continue
+			}
+			if h.String() == w.String() || (isSetOp(w.Operator()) && isSetOp(h.Operator()) && w.Values().IsSuperset(h.Values())) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func isSetOp(op selection.Operator) bool {
+	return op == selection.In || op == selection.Equals || op == selection.DoubleEquals
 }

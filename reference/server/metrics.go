@@ -1,6 +1,9 @@
 package server
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
 
 type serverMetrics struct {
 	streams     prometheus.Gauge
@@ -44,4 +47,11 @@ func newServerMetrics(reg *prometheus.Registry, s *Server) *serverMetrics {
 			func() float64 { s.mu.Lock(); defer s.mu.Unlock(); return float64(len(s.hunts)) }),
 	)
 	return m
+}
+
+// metricsDropped returns how many streams were dropped, for tests.
+func (s *Server) metricsDropped() float64 {
+	var m dto.Metric
+	_ = s.metrics.dropped.Write(&m)
+	return m.GetCounter().GetValue()
 }

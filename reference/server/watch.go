@@ -33,8 +33,14 @@ func (n notice) concerns(sel labels.Selector) bool {
 // watcher is one Watch stream's registration with the server.
 type watcher struct {
 	selector labels.Selector
+	initial  []huntVersion // what matched when it registered
 	notices  chan notice
 	overflow chan struct{} // closed when notices was full: the stream is dropped
+}
+
+type huntVersion struct {
+	hunt    string
+	version uint64
 }
 
 // notify queues n without blocking; a full queue drops the stream (the
@@ -61,7 +67,7 @@ func (s *Server) Watch(req *pb.WatchRequest, stream pb.ConfigStream_WatchServer)
 	if req.GetSelector() == "" {
 		return status.Error(codes.InvalidArgument, `empty selector; want e.g. "hunt=h-17"`)
 	}
-	if err := s.opts.Tokens.authorizeWatch(ctx, sel.String()); err != nil {
+	if err := s.opts.Tokens.authorizeWatch(ctx, sel); err != nil {
 		return err
 	}
 
@@ -73,14 +79,9 @@ func (s *Server) Watch(req *pb.WatchRequest, stream pb.ConfigStream_WatchServer)
 		s.mu.Unlock()
 		return status.Error(codes.Unavailable, "not synced with the config store yet; try another replica")
 	}
-	type current struct {
-		hunt    string
-		version uint64
-	}
-	var initial []current
 	for id, h := range s.hunts {
 		if sel.Matches(h.labels) {
-			initial = append(initial, current{id, h.version})
+			w.initial = append(w.initial, huntVersion{id, h.version})
 		}
 	}
 	s.watchers[w] = struct{}{}
@@ -93,10 +94,28 @@ func (s *Server) Watch(req *pb.WatchRequest, stream pb.ConfigStream_WatchServer)
 		s.metrics.streams.Dec()
 	}()
 
+	// Sending runs apart from this handler so that a stream stalled in
+	// Send (the client stopped reading and flow control filled up) can
+	// still be cut off: returning ends the RPC, which unblocks Send.
+	sendDone := make(chan error, 1)
+	go func() { sendDone <- s.sendLoop(ctx, stream, w, req) }()
+	select {
+	case err := <-sendDone:
+		return err
+	case <-w.overflow:
+		s.metrics.dropped.Inc()
+		return status.Errorf(codes.ResourceExhausted,
+			"stream fell %d updates behind; reconnect with your known versions", s.opts.SendBuffer)
+	}
+}
+
+// sendLoop sends the catch-up, the synced marker, then every change.
+func (s *Server) sendLoop(ctx context.Context, stream pb.ConfigStream_WatchServer, w *watcher, req *pb.WatchRequest) error {
 	sent := map[string]uint64{} // the newest version this caller has of each hunt
 	for h, v := range req.GetKnownVersions() {
 		sent[h] = v
 	}
+	initial := w.initial
 	sort.Slice(initial, func(i, j int) bool { return initial[i].hunt < initial[j].hunt })
 	matching := make(map[string]bool, len(initial))
 	for _, c := range initial {
@@ -124,15 +143,10 @@ func (s *Server) Watch(req *pb.WatchRequest, stream pb.ConfigStream_WatchServer)
 	if err := s.send(stream, &pb.ConfigUpdate{Synced: true}, time.Time{}); err != nil {
 		return err
 	}
-
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-w.overflow:
-			s.metrics.dropped.Inc()
-			return status.Errorf(codes.ResourceExhausted,
-				"stream fell %d updates behind; reconnect with your known versions", s.opts.SendBuffer)
 		case n := <-w.notices:
 			if err := s.deliver(ctx, stream, w, sent, n); err != nil {
 				return err
