@@ -41,10 +41,11 @@ type Server struct {
 	pb.UnimplementedConfigStreamServer
 	pb.UnimplementedConfigAdminServer
 
-	opts    Options
-	l1      *cache.L1
-	health  *health.Server
-	metrics *serverMetrics
+	opts     Options
+	l1       *cache.L1
+	shutdown chan struct{} // closed when Run returns: streams end so agents fail over
+	health   *health.Server
+	metrics  *serverMetrics
 
 	mu       sync.Mutex
 	hunts    map[string]huntState // the index, synced from the store
@@ -98,6 +99,7 @@ func New(opts Options) (*Server, error) {
 		health:   health.NewServer(),
 		hunts:    map[string]huntState{},
 		watchers: map[*watcher]struct{}{},
+		shutdown: make(chan struct{}),
 	}
 	s.metrics = newServerMetrics(opts.Registry, s)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -141,6 +143,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.health.Shutdown()
+	close(s.shutdown)
 	return nil
 }
 

@@ -102,6 +102,8 @@ func (s *Server) Watch(req *pb.WatchRequest, stream pb.ConfigStream_WatchServer)
 	select {
 	case err := <-sendDone:
 		return err
+	case <-s.shutdown:
+		return status.Error(codes.Unavailable, "replica shutting down; reconnect to another")
 	case <-w.overflow:
 		s.metrics.dropped.Inc()
 		return status.Errorf(codes.ResourceExhausted,

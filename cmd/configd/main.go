@@ -1,0 +1,178 @@
+// Command configd runs one replica of the reference config service
+// (package reference/server).
+//
+//	configd --store bbolt --data DIR --listen 127.0.0.1:7070
+//	configd --store etcd --etcd-endpoints http://127.0.0.1:2379 --listen 127.0.0.1:7071 --tokens tokens.csv
+//
+// Exit codes: 0 after a clean shutdown (SIGINT or SIGTERM), 1 when the
+// service fails, 2 for bad flags.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/churnlab/churnlab/reference/server"
+	"github.com/churnlab/churnlab/reference/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr, nil))
+}
+
+// run starts the service and blocks until ctx ends. ready, if not nil,
+// receives the gRPC address once it listens.
+func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- string) int {
+	fs := flag.NewFlagSet("configd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		storeKind     = fs.String("store", "bbolt", "config store: bbolt (embedded, one replica) or etcd (shared by replicas)")
+		dataDir       = fs.String("data", "", "bbolt: directory of configd.db")
+		etcdEndpoints = fs.String("etcd-endpoints", "", "etcd: comma-separated client URLs")
+		listen        = fs.String("listen", "127.0.0.1:7070", "gRPC address")
+		metricsListen = fs.String("metrics-listen", "", "address of /metrics (default: none)")
+		tlsCert       = fs.String("tls-cert", "", "TLS certificate file (with --tls-key; default plaintext)")
+		tlsKey        = fs.String("tls-key", "", "TLS key file")
+		tokensFile    = fs.String("tokens", "", "tokens file: TOKEN,admin or TOKEN,pod,SCOPE per line (default: auth off)")
+		opts          server.Options
+	)
+	fs.IntVar(&opts.L1Entries, "l1-entries", 1000, "L1 cache entries (R5)")
+	fs.IntVar(&opts.L1Bytes, "l1-bytes", 1000*512, "L1 cache bytes (R5)")
+	fs.IntVar(&opts.MaxFragmentBytes, "max-fragment-bytes", 1<<20, "largest fragment Put accepts")
+	fs.IntVar(&opts.SendBuffer, "send-buffer", 256, "updates a stream may fall behind before it is dropped")
+	fs.DurationVar(&opts.Keepalive, "keepalive", 30*time.Second, "keepalive ping interval (R7)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	bad := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "configd: "+format+"\n", a...)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		return bad("unexpected arguments %q", fs.Args())
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return bad("--tls-cert and --tls-key go together")
+	}
+	var st store.Store
+	var err error
+	switch *storeKind {
+	case "bbolt":
+		if *dataDir == "" {
+			return bad("--store bbolt needs --data DIR")
+		}
+		if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+			return bad("--data: %v", err)
+		}
+		st, err = store.OpenBolt(filepath.Join(*dataDir, "configd.db"))
+	case "etcd":
+		if *etcdEndpoints == "" {
+			return bad("--store etcd needs --etcd-endpoints")
+		}
+		st, err = store.OpenEtcd(strings.Split(*etcdEndpoints, ","))
+	case "foundationdb":
+		return bad("--store foundationdb: this configd was built without the fdb build tag (it needs the FoundationDB C client)")
+	default:
+		return bad("--store %q: want bbolt or etcd", *storeKind)
+	}
+	if err != nil {
+		return bad("%v", err)
+	}
+	defer st.Close()
+	opts.Store = st
+	if *tokensFile != "" {
+		if opts.Tokens, err = server.LoadTokens(*tokensFile); err != nil {
+			return bad("%v", err)
+		}
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	if opts.Tokens == nil {
+		logger.Warn("no --tokens: authentication is off; anyone who can reach the port can read and write config")
+	}
+	opts.Logger = logger
+	opts.Registry = prometheus.NewRegistry()
+	opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := server.New(opts)
+	if err != nil {
+		return bad("%v", err)
+	}
+	grpcOpts := srv.GRPCOptions()
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return bad("TLS: %v", err)
+		}
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
+	}
+	if err := serve(ctx, srv, grpcOpts, *listen, *metricsListen, opts.Registry, logger, ready); err != nil {
+		logger.Error("configd failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, srv *server.Server, grpcOpts []grpc.ServerOption, listen, metricsListen string,
+	reg *prometheus.Registry, logger *slog.Logger, ready chan<- string) error {
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	g := grpc.NewServer(grpcOpts...)
+	srv.Register(g)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	syncDone := make(chan struct{})
+	go func() { srv.Run(ctx); close(syncDone) }() //nolint:errcheck // returns nil when ctx ends
+	var metrics *http.Server
+	if metricsListen != "" {
+		ml, err := net.Listen("tcp", metricsListen)
+		if err != nil {
+			return err
+		}
+		metrics = &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		go metrics.Serve(ml) //nolint:errcheck // ends with Shutdown
+		logger.Info("metrics", "addr", "http://"+ml.Addr().String()+"/metrics")
+	}
+	grpcErr := make(chan error, 1)
+	go func() { grpcErr <- g.Serve(l) }()
+	logger.Info("serving", "addr", l.Addr().String())
+	if ready != nil {
+		ready <- l.Addr().String()
+	}
+	select {
+	case <-ctx.Done():
+		err = nil
+	case err = <-grpcErr:
+	}
+	cancel() // ends the sync loop, which ends every Watch stream
+	<-syncDone
+	g.GracefulStop()
+	if metrics != nil {
+		_ = metrics.Close()
+	}
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/churnlab/churnlab/reference/proto"
+)
+
+func TestBadFlagsExit2(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--store", "bbolt"}, "needs --data DIR"},
+		{[]string{"--store", "etcd"}, "needs --etcd-endpoints"},
+		{[]string{"--store", "postgres"}, `--store "postgres"`},
+		{[]string{"--store", "foundationdb"}, "without the fdb build tag"},
+		{[]string{"--data", "x", "--tls-cert", "c.pem"}, "go together"},
+		{[]string{"--data", t.TempDir(), "--tokens", "/nonexistent"}, "/nonexistent"},
+		{[]string{"--bogus"}, "flag provided but not defined"},
+	}
+	for _, c := range cases {
+		var stderr bytes.Buffer
+		if code := run(context.Background(), c.args, &stderr, nil); code != 2 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("configd %v: exit %d, %q; want 2 and %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+}
+
+func TestServesAndStopsCleanly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	exit := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		exit <- run(ctx, []string{"--store", "bbolt", "--data", t.TempDir(), "--listen", "127.0.0.1:0"}, &stderr, ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case code := <-exit:
+		t.Fatalf("exited %d: %s", code, stderr.String())
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil && resp.Status == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not SERVING: %v %v", resp, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := pb.NewConfigAdminClient(conn).Put(ctx, &pb.PutRequest{Hunt: "h-1", Fragment: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	// A stream open at shutdown must not hold it up.
+	streamCtx, endStream := context.WithCancel(context.Background())
+	defer endStream()
+	stream, err := pb.NewConfigStreamClient(conn).Watch(streamCtx, &pb.WatchRequest{Selector: "hunt=h-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Errorf("exit %d after shutdown, want 0: %s", code, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("configd did not stop within 15 s")
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("open stream ended with %v, want Unavailable so that its agent fails over", err)
+			}
+			break
+		}
+	}
+}
