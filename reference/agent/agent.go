@@ -62,6 +62,7 @@ type interest struct {
 // Stats counts what the agent cost the service.
 type Stats struct {
 	Watches       int   // streams opened
+	Failovers     int   // streams lost to an error, after which the agent moved to the next replica
 	FragmentBytes int64 // fragment bytes received
 	L2Hits        int   // Acquires served from L2 with no wait on the service
 }
@@ -278,6 +279,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			backoff = 0
 		default:
 			// Fail over to the next replica, after a jittered wait.
+			a.mu.Lock()
+			a.stats.Failovers++
+			a.mu.Unlock()
 			i = (i + 1) % len(conns)
 			backoff = min(max(2*backoff, a.opts.BackoffMin), a.opts.BackoffMax)
 			wait := time.Duration(rng.Int64N(int64(backoff)) + 1)

@@ -1,0 +1,245 @@
+package reference
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/churnlab/churnlab/experiments/controlplane"
+	"github.com/churnlab/churnlab/reference/agent"
+	"github.com/churnlab/churnlab/reference/cache"
+	"github.com/churnlab/churnlab/reference/server"
+	"github.com/churnlab/churnlab/reference/store"
+)
+
+// replica is one configd replica on a fixed loopback address, with its own
+// etcd client, that a test can kill and bring back.
+type replica struct {
+	addr, etcd string
+	mu         sync.Mutex
+	g          *grpc.Server
+	st         store.Store
+	cancel     context.CancelFunc
+	done       chan struct{}
+}
+
+func (r *replica) start(t *testing.T) {
+	t.Helper()
+	st, err := store.OpenEtcd([]string{r.etcd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.New(server.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }() //nolint:errcheck // nil when ctx ends
+	g := grpc.NewServer(s.GRPCOptions()...)
+	s.Register(g)
+	var l net.Listener
+	for try := 0; ; try++ { // the port may take a moment to free after a kill
+		if l, err = net.Listen("tcp", r.addr); err == nil || try == 50 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.addr = l.Addr().String()
+	go g.Serve(l) //nolint:errcheck // ends with Stop
+	r.mu.Lock()
+	r.g, r.st, r.cancel, r.done = g, st, cancel, done
+	r.mu.Unlock()
+}
+
+// kill stops the replica the way a crash would: connections cut, no goodbye.
+func (r *replica) kill() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.g == nil {
+		return
+	}
+	r.g.Stop()
+	r.cancel()
+	<-r.done
+	r.st.Close()
+	r.g = nil
+}
+
+// TestReplicasAgentsAndAKill is the integration test: real etcd,
+// 3 replicas, 200 agents, 50 config changes while one replica is killed
+// and restarted. Every agent ends at the newest version of each of its
+// hunts, never sees a version go backwards, and never receives a hunt
+// outside its selector.
+func TestReplicasAgentsAndAKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd, 3 replicas and 200 agents")
+	}
+	const (
+		hunts   = 20
+		agents  = 200
+		changes = 50
+		seed    = 2023
+	)
+	ctx := context.Background()
+	bin, err := controlplane.EnsureBuilt(ctx, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcd, err := controlplane.StartEtcd(ctx, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(etcd.Stop)
+	admin, err := store.OpenEtcd([]string{etcd.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	latest := map[string]uint64{}
+	for h := range hunts {
+		id := fmt.Sprintf("h-%d", h)
+		if latest[id], err = admin.Put(ctx, id, nil, []byte("initial "+id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	replicas := make([]*replica, 3)
+	for i := range replicas {
+		replicas[i] = &replica{addr: "127.0.0.1:0", etcd: etcd.Endpoint}
+		replicas[i].start(t)
+		t.Cleanup(replicas[i].kill)
+	}
+
+	type record struct {
+		mu         sync.Mutex
+		last       map[string]uint64
+		backwards  []string
+		trespasses []string
+	}
+	runCtx, stopAgents := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { stopAgents(); wg.Wait() })
+	fleet := make([]*agent.Agent, agents)
+	records := make([]*record, agents)
+	wants := make([][]string, agents)
+	for i := range agents {
+		l2, err := cache.OpenL2(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{fmt.Sprintf("h-%d", i%hunts), fmt.Sprintf("h-%d", (i+7)%hunts)}
+		rec := &record{last: map[string]uint64{}}
+		endpoints := []string{replicas[i%3].addr, replicas[(i+1)%3].addr, replicas[(i+2)%3].addr}
+		a, err := agent.New(agent.Options{
+			Endpoints: endpoints, Node: fmt.Sprintf("node-%d", i), L2: l2, Seed: uint64(i),
+			BackoffMin: 20 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
+			OnUpdate: func(hunt string, v uint64) {
+				rec.mu.Lock()
+				defer rec.mu.Unlock()
+				if hunt != want[0] && hunt != want[1] {
+					rec.trespasses = append(rec.trespasses, hunt)
+				}
+				if v < rec.last[hunt] {
+					rec.backwards = append(rec.backwards, fmt.Sprintf("%s %d after %d", hunt, v, rec.last[hunt]))
+				}
+				rec.last[hunt] = v
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fleet[i], records[i], wants[i] = a, rec, want
+		wg.Add(1)
+		go func() { defer wg.Done(); a.Run(runCtx) }() //nolint:errcheck // nil when ctx ends
+	}
+	// Every agent's two pods start.
+	acquireCtx, cancelAcquire := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelAcquire()
+	var acquireErrs sync.Map
+	var acq sync.WaitGroup
+	for i, a := range fleet {
+		for p, h := range wants[i] {
+			acq.Add(1)
+			go func() {
+				defer acq.Done()
+				if _, _, err := a.Acquire(acquireCtx, fmt.Sprintf("pod-%d-%d", i, p), h); err != nil {
+					acquireErrs.Store(fmt.Sprintf("agent %d pod %d", i, p), err)
+				}
+			}()
+		}
+	}
+	acq.Wait()
+	acquireErrs.Range(func(k, v any) bool { t.Errorf("%s: %v", k, v); return true })
+
+	// 50 changes; replica 0 dies after the 15th and comes back after the 35th.
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for c := range changes {
+		id := fmt.Sprintf("h-%d", rng.IntN(hunts))
+		v, err := admin.Put(ctx, id, nil, []byte(fmt.Sprintf("change %d of %s", c, id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		latest[id] = v
+		switch c {
+		case 15:
+			replicas[0].kill()
+		case 35:
+			replicas[0].start(t)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Convergence.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		behind := 0
+		example := ""
+		for i, a := range fleet {
+			have := a.Versions()
+			for _, h := range wants[i] {
+				if have[h] != latest[h] {
+					behind++
+					example = fmt.Sprintf("agent %d has %s at %d, newest %d", i, h, have[h], latest[h])
+				}
+			}
+		}
+		if behind == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d agent hunts not at the newest version after 60 s, e.g. %s (seed %d)", behind, example, seed)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i, rec := range records {
+		rec.mu.Lock()
+		if len(rec.backwards) > 0 {
+			t.Errorf("agent %d saw versions go backwards: %v", i, rec.backwards)
+		}
+		if len(rec.trespasses) > 0 {
+			t.Errorf("agent %d received hunts outside its selector: %v", i, rec.trespasses)
+		}
+		rec.mu.Unlock()
+	}
+	failedOver := 0
+	for _, a := range fleet {
+		if a.Stats().Failovers > 0 {
+			failedOver++
+		}
+	}
+	t.Logf("%d agents converged on %d hunts after %d changes; %d of them failed over", agents, hunts, changes, failedOver)
+	if onFirst := agents / 3; failedOver < onFirst {
+		t.Errorf("%d agents failed over; the %d that streamed from the killed replica all had to", failedOver, onFirst)
+	}
+}
