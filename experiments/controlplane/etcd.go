@@ -96,6 +96,16 @@ func (e *Etcd) Restart(ctx context.Context) error {
 	return err
 }
 
+// Pid returns the server's process id, or 0 when it is not running.
+func (e *Etcd) Pid() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.proc == nil {
+		return 0
+	}
+	return e.proc.cmd.Process.Pid
+}
+
 // Stop stops the server and removes its directory.
 func (e *Etcd) Stop() {
 	e.Kill()

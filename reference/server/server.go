@@ -187,15 +187,15 @@ func (s *Server) applyAt(e store.Event, now time.Time) {
 	if existed && e.Hunt.Version <= old.version && !e.Deleted {
 		return // already known: a resync replaying what we have
 	}
-	var n notice
+	var n *notice
 	if e.Deleted {
 		delete(s.hunts, e.Hunt.ID)
-		n = notice{hunt: e.Hunt.ID, version: e.Hunt.Version, deleted: true, before: old.labels, seenAt: now}
+		n = &notice{hunt: e.Hunt.ID, version: e.Hunt.Version, deleted: true, before: old.labels, seenAt: now}
 	} else {
 		set := labels.Set(e.Hunt.Labels)
 		s.hunts[e.Hunt.ID] = huntState{labels: set, version: e.Hunt.Version, seenAt: now}
 		s.l1.Put(cache.Key{Hunt: e.Hunt.ID, Version: e.Hunt.Version}, e.Hunt.Fragment)
-		n = notice{hunt: e.Hunt.ID, version: e.Hunt.Version, now: set, before: old.labels, seenAt: now}
+		n = &notice{hunt: e.Hunt.ID, version: e.Hunt.Version, now: set, before: old.labels, seenAt: now}
 	}
 	for w := range s.watchers {
 		if n.concerns(w.selector) {

@@ -26,7 +26,7 @@ type notice struct {
 
 // concerns reports whether a watcher with selector sel must hear of n: the
 // hunt matches now, or matched before.
-func (n notice) concerns(sel labels.Selector) bool {
+func (n *notice) concerns(sel labels.Selector) bool {
 	return (n.now != nil && sel.Matches(n.now)) || (n.before != nil && sel.Matches(n.before))
 }
 
@@ -34,7 +34,7 @@ func (n notice) concerns(sel labels.Selector) bool {
 type watcher struct {
 	selector labels.Selector
 	initial  []huntVersion // what matched when it registered
-	notices  chan notice
+	notices  chan *notice  // shared, read-only notices: 8 bytes a slot
 	overflow chan struct{} // closed when notices was full: the stream is dropped
 }
 
@@ -45,7 +45,7 @@ type huntVersion struct {
 
 // notify queues n without blocking; a full queue drops the stream (the
 // documented slow-consumer policy). s.mu must be held.
-func (w *watcher) notify(n notice) {
+func (w *watcher) notify(n *notice) {
 	select {
 	case w.notices <- n:
 	default:
@@ -73,7 +73,7 @@ func (s *Server) Watch(req *pb.WatchRequest, stream pb.ConfigStream_WatchServer)
 
 	// Register before taking the snapshot, under one lock, so that no
 	// change falls between the two.
-	w := &watcher{selector: sel, notices: make(chan notice, s.opts.SendBuffer), overflow: make(chan struct{})}
+	w := &watcher{selector: sel, notices: make(chan *notice, s.opts.SendBuffer), overflow: make(chan struct{})}
 	s.mu.Lock()
 	if !s.synced {
 		s.mu.Unlock()
@@ -160,7 +160,7 @@ func (s *Server) sendLoop(ctx context.Context, stream pb.ConfigStream_WatchServe
 // deliver sends one notice, if the caller does not already have it: the
 // new fragment if the hunt matches w's selector now, a deletion if it
 // matched before but no longer does (or is gone).
-func (s *Server) deliver(ctx context.Context, stream pb.ConfigStream_WatchServer, w *watcher, sent map[string]uint64, n notice) error {
+func (s *Server) deliver(ctx context.Context, stream pb.ConfigStream_WatchServer, w *watcher, sent map[string]uint64, n *notice) error {
 	if !n.deleted && n.now != nil && w.selector.Matches(n.now) {
 		if sent[n.hunt] >= n.version {
 			return nil
