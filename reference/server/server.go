@@ -106,10 +106,13 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// GRPCOptions returns the server options the service expects: keepalive
-// pings every Options.Keepalive (R7), and clients allowed to ping as often.
+// GRPCOptions returns the server options the service needs: its codec,
+// which sends a change encoded once to every stream (a server built
+// without these options cannot send updates), and keepalive pings every
+// Options.Keepalive (R7), with clients allowed to ping as often.
 func (s *Server) GRPCOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.ForceServerCodecV2(newSharedEncodingCodec()),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.opts.Keepalive, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
@@ -187,15 +190,23 @@ func (s *Server) applyAt(e store.Event, now time.Time) {
 	if existed && e.Hunt.Version <= old.version && !e.Deleted {
 		return // already known: a resync replaying what we have
 	}
-	var n *notice
+	n := &notice{hunt: e.Hunt.ID, version: e.Hunt.Version, deleted: e.Deleted, before: old.labels, seenAt: now}
+	removal, err := encodeUpdate(&pb.ConfigUpdate{Hunt: e.Hunt.ID, Version: e.Hunt.Version, Change: &pb.ConfigUpdate_Deleted{Deleted: true}})
+	if err != nil {
+		s.opts.Logger.Error("encoding an update", "hunt", e.Hunt.ID, "err", err)
+		return
+	}
+	n.removal = removal
 	if e.Deleted {
 		delete(s.hunts, e.Hunt.ID)
-		n = &notice{hunt: e.Hunt.ID, version: e.Hunt.Version, deleted: true, before: old.labels, seenAt: now}
 	} else {
-		set := labels.Set(e.Hunt.Labels)
-		s.hunts[e.Hunt.ID] = huntState{labels: set, version: e.Hunt.Version, seenAt: now}
+		n.now = labels.Set(e.Hunt.Labels)
+		s.hunts[e.Hunt.ID] = huntState{labels: n.now, version: e.Hunt.Version, seenAt: now}
 		s.l1.Put(cache.Key{Hunt: e.Hunt.ID, Version: e.Hunt.Version}, e.Hunt.Fragment)
-		n = &notice{hunt: e.Hunt.ID, version: e.Hunt.Version, now: set, before: old.labels, seenAt: now}
+		if n.update, err = encodeUpdate(&pb.ConfigUpdate{Hunt: e.Hunt.ID, Version: e.Hunt.Version, Change: &pb.ConfigUpdate_Fragment{Fragment: e.Hunt.Fragment}}); err != nil {
+			s.opts.Logger.Error("encoding an update", "hunt", e.Hunt.ID, "err", err)
+			return
+		}
 	}
 	for w := range s.watchers {
 		if n.concerns(w.selector) {

@@ -60,7 +60,7 @@ func startServer(t *testing.T, st store.Store, opts Options) (*Server, *grpc.Cli
 	return s, conn
 }
 
-func waitServing(t *testing.T, conn *grpc.ClientConn) {
+func waitServing(t testing.TB, conn *grpc.ClientConn) {
 	t.Helper()
 	h := healthpb.NewHealthClient(conn)
 	deadline := time.Now().Add(10 * time.Second)
@@ -74,7 +74,7 @@ func waitServing(t *testing.T, conn *grpc.ClientConn) {
 	t.Fatal("server not SERVING within 10 s")
 }
 
-func boltStore(t *testing.T) store.Store {
+func boltStore(t testing.TB) store.Store {
 	t.Helper()
 	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "configd.db"))
 	if err != nil {

@@ -15,13 +15,16 @@ import (
 )
 
 // notice tells a watcher that a hunt changed. Labels before and after let
-// the watcher see a hunt leave its selector.
+// the watcher see a hunt leave its selector. One notice goes to every
+// watcher concerned, with the update already encoded for all of them.
 type notice struct {
 	hunt        string
 	version     uint64
 	deleted     bool
 	now, before labels.Set // nil when the hunt did not exist on that side
 	seenAt      time.Time
+	update      *encodedUpdate // the new fragment; nil for a deletion
+	removal     *encodedUpdate // the deletion a watcher gets if the hunt left its selector
 }
 
 // concerns reports whether a watcher with selector sel must hear of n: the
@@ -165,13 +168,14 @@ func (s *Server) deliver(ctx context.Context, stream pb.ConfigStream_WatchServer
 		if sent[n.hunt] >= n.version {
 			return nil
 		}
-		return s.sendFragment(ctx, stream, sent, n.hunt, n.version, n.seenAt)
+		sent[n.hunt] = n.version
+		return s.sendEncoded(stream, n.update, n.seenAt)
 	}
 	if _, had := sent[n.hunt]; !had {
 		return nil
 	}
 	delete(sent, n.hunt)
-	return s.send(stream, &pb.ConfigUpdate{Hunt: n.hunt, Version: n.version, Change: &pb.ConfigUpdate_Deleted{Deleted: true}}, n.seenAt)
+	return s.sendEncoded(stream, n.removal, n.seenAt)
 }
 
 func (s *Server) sendFragment(ctx context.Context, stream pb.ConfigStream_WatchServer, sent map[string]uint64, hunt string, version uint64, seenAt time.Time) error {
@@ -190,11 +194,19 @@ func (s *Server) sendFragment(ctx context.Context, stream pb.ConfigStream_WatchS
 }
 
 func (s *Server) send(stream pb.ConfigStream_WatchServer, u *pb.ConfigUpdate, seenAt time.Time) error {
-	if err := stream.Send(u); err != nil {
+	e, err := encodeUpdate(u)
+	if err != nil {
+		return status.Errorf(codes.Internal, "encoding update: %v", err)
+	}
+	return s.sendEncoded(stream, e, seenAt)
+}
+
+func (s *Server) sendEncoded(stream pb.ConfigStream_WatchServer, e *encodedUpdate, seenAt time.Time) error {
+	if err := stream.SendMsg(e); err != nil {
 		return err
 	}
 	s.metrics.pushes.Inc()
-	s.metrics.bytesSent.Add(float64(len(u.GetFragment())))
+	s.metrics.bytesSent.Add(float64(e.fragmentBytes))
 	if !seenAt.IsZero() {
 		s.metrics.propagation.Observe(s.opts.Now().Sub(seenAt).Seconds())
 	}
