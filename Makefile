@@ -68,9 +68,14 @@ bench: ## engine benchmarks, BENCHCOUNT runs, summarised by benchstat into bench
 	go test -run '^$$' -bench . -count $(BENCHCOUNT) ./sim/ | tee bench.txt
 	go run $(BENCHSTAT) bench.txt
 
+.PHONY: bench-fanout
+bench-fanout: controlplane ## configd vs plain etcd watches fan-out, 180/1000/10000 streams (about 5 min)
+	go test -run '^$$' -bench 'Fanout/streams=' -benchtime 20x -timeout 20m ./reference/ | tee bench-fanout.txt
+
 .PHONY: fuzz
-fuzz: ## fuzz the scenario loader for FUZZTIME (default 2m)
+fuzz: ## fuzz the scenario loader and the Watch request handling, FUZZTIME each (default 2m)
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./experiments/scenario/
+	go test -run '^$$' -fuzz FuzzWatchRequest -fuzztime $(FUZZTIME) ./reference/server/
 
 .PHONY: update-golden
 update-golden: ## rewrite the expected error messages of experiments/scenario/testdata/invalid-*.yaml
