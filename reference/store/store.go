@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -76,10 +75,4 @@ func ValidateHunt(id string, labels map[string]string) (map[string]string, error
 	}
 	out[HuntLabel] = id
 	return out, nil
-}
-
-func cloneHunt(h Hunt) Hunt {
-	h.Labels = maps.Clone(h.Labels)
-	h.Fragment = append([]byte(nil), h.Fragment...)
-	return h
 }
