@@ -55,6 +55,10 @@ test: controlplane ## run every test (vet, unit, transcripts, determinism, CLI, 
 	go vet ./...
 	go test ./...
 
+.PHONY: race
+race: ## the race detector over every package, skipping the tests that start a control plane or etcd (-short)
+	go test -race -short ./...
+
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -49,6 +49,9 @@ func outputs(t *testing.T, w *World, sc *scenario.Scenario, system System, seed 
 // TestDeterminism: the same scenario and seed give byte-identical
 // summary.json and timeseries.csv, for both systems.
 func TestDeterminism(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates the full-scale restart storm; run without -short")
+	}
 	sc, err := scenario.Load("../experiments/scenarios/restart-storm.yaml")
 	if err != nil {
 		t.Fatal(err)

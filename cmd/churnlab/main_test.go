@@ -67,6 +67,9 @@ func TestValidatePrintsEveryProblem(t *testing.T) {
 }
 
 func TestSimWritesBothSystems(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates the full-scale restart storm; run without -short")
+	}
 	out := t.TempDir()
 	code, stdout, stderr := churnlab(t, "sim", "-f", stormFile, "--out", out, "--check-determinism")
 	if code != exitOK {
@@ -104,6 +107,9 @@ func TestSimWritesBothSystems(t *testing.T) {
 }
 
 func TestSimSeedFlagChangesTheRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates the full-scale restart storm; run without -short")
+	}
 	read := func(seed string) []byte {
 		out := t.TempDir()
 		if code, _, stderr := churnlab(t, "sim", "-f", stormFile, "--system", "reference", "--seed", seed, "--out", out); code != exitOK {
