@@ -58,7 +58,6 @@ type Server struct {
 type huntState struct {
 	labels  labels.Set
 	version uint64
-	seenAt  time.Time // when this replica learned of this version
 }
 
 // New checks opts and returns a server that is not yet serving: call Run.
@@ -201,7 +200,7 @@ func (s *Server) applyAt(e store.Event, now time.Time) {
 		delete(s.hunts, e.Hunt.ID)
 	} else {
 		n.now = labels.Set(e.Hunt.Labels)
-		s.hunts[e.Hunt.ID] = huntState{labels: n.now, version: e.Hunt.Version, seenAt: now}
+		s.hunts[e.Hunt.ID] = huntState{labels: n.now, version: e.Hunt.Version}
 		s.l1.Put(cache.Key{Hunt: e.Hunt.ID, Version: e.Hunt.Version}, e.Hunt.Fragment)
 		if n.update, err = encodeUpdate(&pb.ConfigUpdate{Hunt: e.Hunt.ID, Version: e.Hunt.Version, Change: &pb.ConfigUpdate_Fragment{Fragment: e.Hunt.Fragment}}); err != nil {
 			s.opts.Logger.Error("encoding an update", "hunt", e.Hunt.ID, "err", err)

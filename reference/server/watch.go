@@ -128,7 +128,7 @@ func (s *Server) sendLoop(ctx context.Context, stream pb.ConfigStream_WatchServe
 		if sent[c.hunt] >= c.version {
 			continue // the caller has it: nothing to send (R6)
 		}
-		if err := s.sendFragment(ctx, stream, sent, c.hunt, c.version, time.Time{}); err != nil {
+		if err := s.sendFragment(ctx, stream, sent, c.hunt, c.version); err != nil {
 			return err
 		}
 	}
@@ -140,12 +140,12 @@ func (s *Server) sendLoop(ctx context.Context, stream pb.ConfigStream_WatchServe
 	}
 	sort.Strings(known)
 	for _, h := range known { // known hunts that are gone or no longer match
-		if err := s.send(stream, &pb.ConfigUpdate{Hunt: h, Change: &pb.ConfigUpdate_Deleted{Deleted: true}}, time.Time{}); err != nil {
+		if err := s.send(stream, &pb.ConfigUpdate{Hunt: h, Change: &pb.ConfigUpdate_Deleted{Deleted: true}}); err != nil {
 			return err
 		}
 		delete(sent, h)
 	}
-	if err := s.send(stream, &pb.ConfigUpdate{Synced: true}, time.Time{}); err != nil {
+	if err := s.send(stream, &pb.ConfigUpdate{Synced: true}); err != nil {
 		return err
 	}
 	for {
@@ -178,7 +178,8 @@ func (s *Server) deliver(ctx context.Context, stream pb.ConfigStream_WatchServer
 	return s.sendEncoded(stream, n.removal, n.seenAt)
 }
 
-func (s *Server) sendFragment(ctx context.Context, stream pb.ConfigStream_WatchServer, sent map[string]uint64, hunt string, version uint64, seenAt time.Time) error {
+// sendFragment sends hunt at version (or newer) during the catch-up.
+func (s *Server) sendFragment(ctx context.Context, stream pb.ConfigStream_WatchServer, sent map[string]uint64, hunt string, version uint64) error {
 	fragment, v, err := s.fragment(ctx, hunt, version)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // deleted meanwhile; its deletion notice follows
@@ -190,15 +191,17 @@ func (s *Server) sendFragment(ctx context.Context, stream pb.ConfigStream_WatchS
 		return nil
 	}
 	sent[hunt] = v
-	return s.send(stream, &pb.ConfigUpdate{Hunt: hunt, Version: v, Change: &pb.ConfigUpdate_Fragment{Fragment: fragment}}, seenAt)
+	return s.send(stream, &pb.ConfigUpdate{Hunt: hunt, Version: v, Change: &pb.ConfigUpdate_Fragment{Fragment: fragment}})
 }
 
-func (s *Server) send(stream pb.ConfigStream_WatchServer, u *pb.ConfigUpdate, seenAt time.Time) error {
+// send encodes and sends one update of the catch-up, which has no
+// propagation delay to observe.
+func (s *Server) send(stream pb.ConfigStream_WatchServer, u *pb.ConfigUpdate) error {
 	e, err := encodeUpdate(u)
 	if err != nil {
 		return status.Errorf(codes.Internal, "encoding update: %v", err)
 	}
-	return s.sendEncoded(stream, e, seenAt)
+	return s.sendEncoded(stream, e, time.Time{})
 }
 
 func (s *Server) sendEncoded(stream pb.ConfigStream_WatchServer, e *encodedUpdate, seenAt time.Time) error {
