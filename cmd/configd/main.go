@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	fs.IntVar(&opts.L1Entries, "l1-entries", 1000, "L1 cache entries (R5)")
 	fs.IntVar(&opts.L1Bytes, "l1-bytes", 1000*512, "L1 cache bytes (R5)")
 	fs.IntVar(&opts.MaxFragmentBytes, "max-fragment-bytes", 1<<20, "largest fragment Put accepts")
-	fs.IntVar(&opts.SendBuffer, "send-buffer", 256, "updates a stream may fall behind before it is dropped")
+	fs.IntVar(&opts.Backlog, "backlog", 1024, "changes kept for streams that fall behind; a stream further behind resyncs")
 	fs.DurationVar(&opts.Keepalive, "keepalive", 30*time.Second, "keepalive ping interval (R7)")
 	if err := fs.Parse(args); err != nil {
 		return 2

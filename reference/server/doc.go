@@ -11,9 +11,10 @@
 // the edge. Auth is by bearer token: an admin token may write; a pod token
 // may watch only the selectors it is bound to.
 //
-// A stream that stops reading is dropped once its send buffer is full,
-// with ResourceExhausted; its agent reconnects with its known versions and
-// loses nothing.
+// Streams share one backlog of recent changes and each keeps only its
+// position in it. A stream that stops reading blocks only itself; one that
+// falls further behind than the backlog resyncs when it reads again,
+// getting what its versions lack, as a reconnect would, and loses nothing.
 //
 //	srv, err := server.New(server.Options{Store: st})
 //	go srv.Run(ctx) // keeps the index in sync with the store

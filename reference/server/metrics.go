@@ -9,7 +9,7 @@ type serverMetrics struct {
 	streams     prometheus.Gauge
 	pushes      prometheus.Counter
 	bytesSent   prometheus.Counter
-	dropped     prometheus.Counter
+	resyncs     prometheus.Counter
 	propagation prometheus.Histogram
 }
 
@@ -24,8 +24,8 @@ func newServerMetrics(reg *prometheus.Registry, s *Server) *serverMetrics {
 		bytesSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "configd_fragment_bytes_sent_total", Help: "Fragment bytes sent on Watch streams.",
 		}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "configd_streams_dropped_total", Help: "Watch streams dropped because they fell a whole send buffer behind.",
+		resyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "configd_stream_resyncs_total", Help: "Catch-ups of Watch streams that fell behind the whole backlog.",
 		}),
 		propagation: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "configd_propagation_seconds",
@@ -36,7 +36,7 @@ func newServerMetrics(reg *prometheus.Registry, s *Server) *serverMetrics {
 	l1 := func(pick func(entries, bytes int, hits, misses uint64) float64) func() float64 {
 		return func() float64 { return pick(s.l1.Stats()) }
 	}
-	reg.MustRegister(m.streams, m.pushes, m.bytesSent, m.dropped, m.propagation,
+	reg.MustRegister(m.streams, m.pushes, m.bytesSent, m.resyncs, m.propagation,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "configd_l1_hits_total", Help: "L1 cache hits."},
 			l1(func(_, _ int, hits, _ uint64) float64 { return float64(hits) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "configd_l1_misses_total", Help: "L1 cache misses."},
@@ -49,9 +49,9 @@ func newServerMetrics(reg *prometheus.Registry, s *Server) *serverMetrics {
 	return m
 }
 
-// metricsDropped returns how many streams were dropped, for tests.
-func (s *Server) metricsDropped() float64 {
+// metricsResyncs returns how many streams resynced, for tests.
+func (s *Server) metricsResyncs() float64 {
 	var m dto.Metric
-	_ = s.metrics.dropped.Write(&m)
+	_ = s.metrics.resyncs.Write(&m)
 	return m.GetCounter().GetValue()
 }

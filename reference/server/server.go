@@ -28,7 +28,7 @@ type Options struct {
 	L1Entries        int                  // default 1000 (R5)
 	L1Bytes          int                  // default 1000 x 512 B (R5)
 	MaxFragmentBytes int                  // Put refuses larger fragments; default 1 MiB
-	SendBuffer       int                  // updates a stream may fall behind before it is dropped; default 256
+	Backlog          int                  // changes kept for streams that fall behind; one further behind resyncs; default 1024
 	Keepalive        time.Duration        // server pings idle connections this often; default 30 s (R7)
 	Registry         *prometheus.Registry // metrics go here; default a new one
 	Logger           *slog.Logger
@@ -47,10 +47,15 @@ type Server struct {
 	health   *health.Server
 	metrics  *serverMetrics
 
-	mu       sync.Mutex
-	hunts    map[string]huntState // the index, synced from the store
-	watchers map[*watcher]struct{}
-	synced   bool
+	mu     sync.Mutex
+	hunts  map[string]huntState // the index, synced from the store
+	synced bool
+	// backlog is a ring of the last Options.Backlog changes, shared by
+	// every stream: each keeps only its position, so a stream costs no
+	// queue of its own, and one that stalls costs nothing but its place.
+	backlog     []*notice
+	first, next uint64        // sequence numbers held: [first, next)
+	wake        chan struct{} // closed and replaced on every change
 }
 
 // huntState is what the index knows of a hunt: enough to match selectors
@@ -74,8 +79,8 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxFragmentBytes == 0 {
 		opts.MaxFragmentBytes = 1 << 20
 	}
-	if opts.SendBuffer == 0 {
-		opts.SendBuffer = 256
+	if opts.Backlog == 0 {
+		opts.Backlog = 1024
 	}
 	if opts.Keepalive == 0 {
 		opts.Keepalive = 30 * time.Second
@@ -89,16 +94,17 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.L1Entries < 0 || opts.L1Bytes < 0 || opts.MaxFragmentBytes < 0 || opts.SendBuffer < 1 {
-		return nil, fmt.Errorf("server: L1 bounds, fragment limit and send buffer must be positive")
+	if opts.L1Entries < 0 || opts.L1Bytes < 0 || opts.MaxFragmentBytes < 0 || opts.Backlog < 1 {
+		return nil, fmt.Errorf("server: L1 bounds, fragment limit and backlog must be positive")
 	}
 	s := &Server{
 		opts:     opts,
 		l1:       cache.NewL1(opts.L1Entries, opts.L1Bytes),
 		health:   health.NewServer(),
 		hunts:    map[string]huntState{},
-		watchers: map[*watcher]struct{}{},
 		shutdown: make(chan struct{}),
+		backlog:  make([]*notice, opts.Backlog),
+		wake:     make(chan struct{}),
 	}
 	s.metrics = newServerMetrics(opts.Registry, s)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -180,8 +186,8 @@ func (s *Server) applySnapshot(snapshot []store.Hunt) {
 
 func (s *Server) apply(e store.Event) { s.applyAt(e, s.opts.Now()) }
 
-// applyAt updates the index with one change and notifies the watchers whose
-// selector matches the hunt now or matched it before.
+// applyAt updates the index with one change, appends it to the backlog
+// and wakes the streams.
 func (s *Server) applyAt(e store.Event, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -207,11 +213,13 @@ func (s *Server) applyAt(e store.Event, now time.Time) {
 			return
 		}
 	}
-	for w := range s.watchers {
-		if n.concerns(w.selector) {
-			w.notify(n)
-		}
+	s.backlog[s.next%uint64(len(s.backlog))] = n
+	s.next++
+	if s.next-s.first > uint64(len(s.backlog)) {
+		s.first++
 	}
+	close(s.wake)
+	s.wake = make(chan struct{})
 }
 
 // fragment returns hunt's fragment at version or newer, from L1 or the

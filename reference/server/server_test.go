@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -250,34 +251,47 @@ func TestTokensFileErrorsNameTheLine(t *testing.T) {
 	}
 }
 
-// TestSlowConsumerIsDropped: a stream that stops reading is cut off with
-// ResourceExhausted once its buffer is full, and the server goes on.
-func TestSlowConsumerIsDropped(t *testing.T) {
-	s, conn := startServer(t, boltStore(t), Options{SendBuffer: 4})
+// TestSlowConsumerResyncs: a stream that stops reading while more changes
+// than the backlog holds go by blocks only itself; when it reads again it
+// resyncs and ends at the newest version, having lost nothing. Another
+// stream meanwhile gets every change.
+func TestSlowConsumerResyncs(t *testing.T) {
+	s, conn := startServer(t, boltStore(t), Options{Backlog: 4})
 	put(t, conn, "h-1", nil, "x")
+	client := pb.NewConfigStreamClient(conn)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stream, err := pb.NewConfigStreamClient(conn).Watch(ctx, &pb.WatchRequest{Selector: "hunt=h-1"})
+	slow, err := client.Watch(ctx, &pb.WatchRequest{Selector: "hunt=h-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	recvUntilSynced(t, stream)
-	big := strings.Repeat("x", 256<<10) // fills transport windows fast
-	for range 200 {
-		put(t, conn, "h-1", nil, big)
+	recvUntilSynced(t, slow)
+	fast, err := client.Watch(ctx, &pb.WatchRequest{Selector: "hunt=h-1"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && s.metricsDropped() == 0 {
-		time.Sleep(20 * time.Millisecond)
+	recvUntilSynced(t, fast)
+
+	big := strings.Repeat("x", 256<<10) // enough to fill the slow stream's flow-control window
+	var last uint64
+	for i := range 50 {
+		last = put(t, conn, "h-1", nil, fmt.Sprintf("%d%s", i, big))
+		if u, err := fast.Recv(); err != nil || u.Version != last {
+			t.Fatalf("fast stream got %v, %v; want version %d", u, err, last)
+		}
 	}
-	if s.metricsDropped() == 0 {
-		t.Fatal("the stalled stream was never dropped")
+	var got uint64
+	for got < last {
+		u, err := slow.Recv()
+		if err != nil {
+			t.Fatalf("slow stream: %v", err)
+		}
+		if u.Version < got {
+			t.Fatalf("slow stream went back from %d to %d", got, u.Version)
+		}
+		got = u.Version
 	}
-	var last error
-	for last == nil {
-		_, last = stream.Recv()
-	}
-	if status.Code(last) != codes.ResourceExhausted {
-		t.Errorf("stalled stream ended with %v, want ResourceExhausted", last)
+	if s.metricsResyncs() == 0 {
+		t.Error("the slow stream never resynced: the backlog of 4 should not have held 50 changes")
 	}
 }

@@ -33,34 +33,16 @@ func (n *notice) concerns(sel labels.Selector) bool {
 	return (n.now != nil && sel.Matches(n.now)) || (n.before != nil && sel.Matches(n.before))
 }
 
-// watcher is one Watch stream's registration with the server.
-type watcher struct {
-	selector labels.Selector
-	initial  []huntVersion // what matched when it registered
-	notices  chan *notice  // shared, read-only notices: 8 bytes a slot
-	overflow chan struct{} // closed when notices was full: the stream is dropped
-}
-
 type huntVersion struct {
 	hunt    string
 	version uint64
 }
 
-// notify queues n without blocking; a full queue drops the stream (the
-// documented slow-consumer policy). s.mu must be held.
-func (w *watcher) notify(n *notice) {
-	select {
-	case w.notices <- n:
-	default:
-		select {
-		case <-w.overflow:
-		default:
-			close(w.overflow)
-		}
-	}
-}
-
-// Watch implements ConfigStream.Watch.
+// Watch implements ConfigStream.Watch. The handler's own goroutine does
+// everything: the catch-up, then every change from the shared backlog. A
+// stream that stops reading blocks only itself; if it falls more than the
+// backlog behind, it resyncs when it moves again, as a reconnect would,
+// and loses nothing.
 func (s *Server) Watch(req *pb.WatchRequest, stream pb.ConfigStream_WatchServer) error {
 	ctx := stream.Context()
 	sel, err := labels.Parse(req.GetSelector())
@@ -73,57 +55,83 @@ func (s *Server) Watch(req *pb.WatchRequest, stream pb.ConfigStream_WatchServer)
 	if err := s.opts.Tokens.authorizeWatch(ctx, sel); err != nil {
 		return err
 	}
-
-	// Register before taking the snapshot, under one lock, so that no
-	// change falls between the two.
-	w := &watcher{selector: sel, notices: make(chan *notice, s.opts.SendBuffer), overflow: make(chan struct{})}
 	s.mu.Lock()
 	if !s.synced {
 		s.mu.Unlock()
 		return status.Error(codes.Unavailable, "not synced with the config store yet; try another replica")
 	}
-	for id, h := range s.hunts {
-		if sel.Matches(h.labels) {
-			w.initial = append(w.initial, huntVersion{id, h.version})
-		}
-	}
-	s.watchers[w] = struct{}{}
+	initial, cursor := s.matchingLocked(sel)
 	s.mu.Unlock()
 	s.metrics.streams.Inc()
-	defer func() {
-		s.mu.Lock()
-		delete(s.watchers, w)
-		s.mu.Unlock()
-		s.metrics.streams.Dec()
-	}()
+	defer s.metrics.streams.Dec()
 
-	// Sending runs apart from this handler so that a stream stalled in
-	// Send (the client stopped reading and flow control filled up) can
-	// still be cut off: returning ends the RPC, which unblocks Send.
-	sendDone := make(chan error, 1)
-	go func() { sendDone <- s.sendLoop(ctx, stream, w, req) }()
-	select {
-	case err := <-sendDone:
-		return err
-	case <-s.shutdown:
-		return status.Error(codes.Unavailable, "replica shutting down; reconnect to another")
-	case <-w.overflow:
-		s.metrics.dropped.Inc()
-		return status.Errorf(codes.ResourceExhausted,
-			"stream fell %d updates behind; reconnect with your known versions", s.opts.SendBuffer)
-	}
-}
-
-// sendLoop sends the catch-up, the synced marker, then every change.
-func (s *Server) sendLoop(ctx context.Context, stream pb.ConfigStream_WatchServer, w *watcher, req *pb.WatchRequest) error {
 	sent := map[string]uint64{} // the newest version this caller has of each hunt
 	for h, v := range req.GetKnownVersions() {
 		sent[h] = v
 	}
-	initial := w.initial
-	sort.Slice(initial, func(i, j int) bool { return initial[i].hunt < initial[j].hunt })
-	matching := make(map[string]bool, len(initial))
-	for _, c := range initial {
+	if err := s.catchUp(ctx, stream, sent, initial); err != nil {
+		return err
+	}
+	if err := s.send(stream, &pb.ConfigUpdate{Synced: true}); err != nil {
+		return err
+	}
+	var batch []*notice
+	for {
+		s.mu.Lock()
+		switch {
+		case cursor < s.first: // fell behind the backlog: resync
+			initial, cursor = s.matchingLocked(sel)
+			s.mu.Unlock()
+			s.metrics.resyncs.Inc()
+			if err := s.catchUp(ctx, stream, sent, initial); err != nil {
+				return err
+			}
+			continue
+		case cursor < s.next:
+			batch = batch[:0]
+			for ; cursor < s.next; cursor++ {
+				batch = append(batch, s.backlog[cursor%uint64(len(s.backlog))])
+			}
+			s.mu.Unlock()
+			for _, n := range batch {
+				if n.concerns(sel) {
+					if err := s.deliver(stream, sel, sent, n); err != nil {
+						return err
+					}
+				}
+			}
+			continue
+		}
+		wake := s.wake
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.shutdown:
+			return status.Error(codes.Unavailable, "replica shutting down; reconnect to another")
+		case <-wake:
+		}
+	}
+}
+
+// matchingLocked returns the hunts sel matches, by name, and the backlog
+// position they are current as of. s.mu must be held.
+func (s *Server) matchingLocked(sel labels.Selector) ([]huntVersion, uint64) {
+	var out []huntVersion
+	for id, h := range s.hunts {
+		if sel.Matches(h.labels) {
+			out = append(out, huntVersion{id, h.version})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].hunt < out[j].hunt })
+	return out, s.next
+}
+
+// catchUp sends what the caller lacks of current (the hunts its selector
+// matches), and a deletion for every hunt it has that is not among them.
+func (s *Server) catchUp(ctx context.Context, stream pb.ConfigStream_WatchServer, sent map[string]uint64, current []huntVersion) error {
+	matching := make(map[string]bool, len(current))
+	for _, c := range current {
 		matching[c.hunt] = true
 		if sent[c.hunt] >= c.version {
 			continue // the caller has it: nothing to send (R6)
@@ -132,39 +140,27 @@ func (s *Server) sendLoop(ctx context.Context, stream pb.ConfigStream_WatchServe
 			return err
 		}
 	}
-	known := make([]string, 0, len(req.GetKnownVersions()))
-	for h := range req.GetKnownVersions() {
+	var gone []string
+	for h := range sent {
 		if !matching[h] {
-			known = append(known, h)
+			gone = append(gone, h)
 		}
 	}
-	sort.Strings(known)
-	for _, h := range known { // known hunts that are gone or no longer match
+	sort.Strings(gone)
+	for _, h := range gone { // hunts the caller has that are gone or no longer match
 		if err := s.send(stream, &pb.ConfigUpdate{Hunt: h, Change: &pb.ConfigUpdate_Deleted{Deleted: true}}); err != nil {
 			return err
 		}
 		delete(sent, h)
 	}
-	if err := s.send(stream, &pb.ConfigUpdate{Synced: true}); err != nil {
-		return err
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case n := <-w.notices:
-			if err := s.deliver(ctx, stream, w, sent, n); err != nil {
-				return err
-			}
-		}
-	}
+	return nil
 }
 
 // deliver sends one notice, if the caller does not already have it: the
-// new fragment if the hunt matches w's selector now, a deletion if it
-// matched before but no longer does (or is gone).
-func (s *Server) deliver(ctx context.Context, stream pb.ConfigStream_WatchServer, w *watcher, sent map[string]uint64, n *notice) error {
-	if !n.deleted && n.now != nil && w.selector.Matches(n.now) {
+// new fragment if the hunt matches sel now, a deletion if it matched
+// before but no longer does (or is gone).
+func (s *Server) deliver(stream pb.ConfigStream_WatchServer, sel labels.Selector, sent map[string]uint64, n *notice) error {
+	if !n.deleted && n.now != nil && sel.Matches(n.now) {
 		if sent[n.hunt] >= n.version {
 			return nil
 		}
