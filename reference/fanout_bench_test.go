@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/churnlab/churnlab/experiments/controlplane"
 	pb "github.com/churnlab/churnlab/reference/proto"
@@ -224,7 +225,8 @@ func TestReplicaProcessHelper(t *testing.T) {
 }
 
 // BenchmarkEtcdWatchFanout is the same fan-out through plain etcd
-// watches, one per stream, with the same payload.
+// watches, one per agent, each on its own gRPC stream (100 to a
+// connection, as for configd), with the same payload.
 func BenchmarkEtcdWatchFanout(b *testing.B) {
 	e := benchEtcd(b)
 	for _, n := range fanoutSizes {
@@ -246,9 +248,10 @@ func BenchmarkEtcdWatchFanout(b *testing.B) {
 				}
 				defer cli.Close()
 				for s := range min(streamsPerConn, n-c*streamsPerConn) {
-					// A distinct context per watcher gives each its own
-					// watch stream, as separate agents would have.
-					wctx := clientv3.WithRequireLeader(context.WithValue(ctx, watcherKey{}, s))
+					// clientv3 shares a gRPC watch stream among watchers
+					// whose outgoing metadata match; distinct metadata give
+					// each watcher its own stream, as separate agents have.
+					wctx := clientv3.WithRequireLeader(metadata.AppendToOutgoingContext(ctx, "agent", strconv.Itoa(c*streamsPerConn+s)))
 					wch := cli.Watch(wctx, key, clientv3.WithCreatedNotify())
 					if resp := <-wch; !resp.Created {
 						b.Fatalf("watch not created: %v", resp.Err())
@@ -278,8 +281,6 @@ func BenchmarkEtcdWatchFanout(b *testing.B) {
 		})
 	}
 }
-
-type watcherKey struct{}
 
 // rss returns a process's resident set in bytes.
 func rss(b *testing.B, pid int) int64 {
