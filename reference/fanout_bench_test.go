@@ -213,15 +213,12 @@ func TestReplicaProcessHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Run(context.Background()) //nolint:errcheck // runs until the parent kills us
-	g := grpc.NewServer(srv.GRPCOptions()...)
-	srv.Register(g)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	fmt.Printf("listening %s\n", l.Addr())
-	_ = g.Serve(l)
+	_ = srv.Serve(context.Background(), l) // until the parent kills us
 }
 
 // BenchmarkEtcdWatchFanout is the same fan-out through plain etcd

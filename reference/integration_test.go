@@ -20,7 +20,9 @@ import (
 )
 
 // replica is one configd replica on a fixed loopback address, with its own
-// etcd client, that a test can kill and bring back.
+// etcd client, that a test can kill and bring back. It owns its
+// grpc.Server (rather than Server.Serve) so that kill can be a crash:
+// connections cut, no goodbye to the streams.
 type replica struct {
 	addr, etcd string
 	mu         sync.Mutex

@@ -11,7 +11,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -117,7 +116,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if err != nil {
 		return bad("%v", err)
 	}
-	grpcOpts := srv.GRPCOptions()
+	var grpcOpts []grpc.ServerOption
 	if *tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
 		if err != nil {
@@ -138,41 +137,20 @@ func serve(ctx context.Context, srv *server.Server, grpcOpts []grpc.ServerOption
 	if err != nil {
 		return err
 	}
-	g := grpc.NewServer(grpcOpts...)
-	srv.Register(g)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	syncDone := make(chan struct{})
-	go func() { srv.Run(ctx); close(syncDone) }() //nolint:errcheck // returns nil when ctx ends
-	var metrics *http.Server
 	if metricsListen != "" {
 		ml, err := net.Listen("tcp", metricsListen)
 		if err != nil {
+			l.Close()
 			return err
 		}
-		metrics = &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
-		go metrics.Serve(ml) //nolint:errcheck // ends with Shutdown
+		metrics := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		go metrics.Serve(ml) //nolint:errcheck // ends with Close
+		defer metrics.Close()
 		logger.Info("metrics", "addr", "http://"+ml.Addr().String()+"/metrics")
 	}
-	grpcErr := make(chan error, 1)
-	go func() { grpcErr <- g.Serve(l) }()
 	logger.Info("serving", "addr", l.Addr().String())
 	if ready != nil {
 		ready <- l.Addr().String()
 	}
-	select {
-	case <-ctx.Done():
-		err = nil
-	case err = <-grpcErr:
-	}
-	cancel() // ends the sync loop, which ends every Watch stream
-	<-syncDone
-	g.GracefulStop()
-	if metrics != nil {
-		_ = metrics.Close()
-	}
-	if errors.Is(err, grpc.ErrServerStopped) {
-		return nil
-	}
-	return err
+	return srv.Serve(ctx, l, grpcOpts...)
 }

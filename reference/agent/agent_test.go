@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/churnlab/churnlab/reference/cache"
 	"github.com/churnlab/churnlab/reference/server"
 	"github.com/churnlab/churnlab/reference/store"
@@ -19,8 +17,7 @@ import (
 // replica is a service replica on a loopback port that a test can kill.
 type replica struct {
 	addr string
-	g    *grpc.Server
-	stop context.CancelFunc
+	kill context.CancelFunc
 }
 
 func startReplica(t *testing.T, st store.Store) *replica {
@@ -29,21 +26,17 @@ func startReplica(t *testing.T, st store.Store) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go s.Run(ctx) //nolint:errcheck // returns nil when ctx ends
-	g := grpc.NewServer(s.GRPCOptions()...)
-	s.Register(g)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go g.Serve(l) //nolint:errcheck // ends with Stop
-	r := &replica{addr: l.Addr().String(), g: g, stop: cancel}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { s.Serve(ctx, l); close(served) }() //nolint:errcheck // nil when ctx ends
+	r := &replica{addr: l.Addr().String(), kill: func() { cancel(); <-served }}
 	t.Cleanup(r.kill)
 	return r
 }
-
-func (r *replica) kill() { r.g.Stop(); r.stop() }
 
 func putHunt(t *testing.T, st store.Store, hunt, fragment string) uint64 {
 	t.Helper()

@@ -85,22 +85,33 @@ func bearer(ctx context.Context) (string, error) {
 	return token, nil
 }
 
+// identify returns what the token ctx carries may do: write and watch
+// anything (admin), or watch within scopes (pod).
+func (t *Tokens) identify(ctx context.Context) (admin bool, scopes []labels.Selector, err error) {
+	token, err := bearer(ctx)
+	if err != nil {
+		return false, nil, err
+	}
+	if t.admin[token] {
+		return true, nil, nil
+	}
+	scopes, ok := t.pod[token]
+	if !ok {
+		return false, nil, status.Error(codes.Unauthenticated, "unknown token")
+	}
+	return false, scopes, nil
+}
+
 // authorizeAdmin checks that ctx carries an admin token.
 func (t *Tokens) authorizeAdmin(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
-	token, err := bearer(ctx)
-	if err != nil {
+	admin, _, err := t.identify(ctx)
+	if err != nil || admin {
 		return err
 	}
-	if t.admin[token] {
-		return nil
-	}
-	if _, ok := t.pod[token]; ok {
-		return status.Error(codes.PermissionDenied, "a pod token cannot write config")
-	}
-	return status.Error(codes.Unauthenticated, "unknown token")
+	return status.Error(codes.PermissionDenied, "a pod token cannot write config")
 }
 
 // authorizeWatch checks that ctx carries a token that may watch sel: an
@@ -109,16 +120,9 @@ func (t *Tokens) authorizeWatch(ctx context.Context, sel labels.Selector) error 
 	if t == nil {
 		return nil
 	}
-	token, err := bearer(ctx)
-	if err != nil {
+	admin, scopes, err := t.identify(ctx)
+	if err != nil || admin {
 		return err
-	}
-	if t.admin[token] {
-		return nil
-	}
-	scopes, ok := t.pod[token]
-	if !ok {
-		return status.Error(codes.Unauthenticated, "unknown token")
 	}
 	for _, scope := range scopes {
 		if within(sel, scope) {

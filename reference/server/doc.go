@@ -17,7 +17,7 @@
 // getting what its versions lack, as a reconnect would, and loses nothing.
 //
 //	srv, err := server.New(server.Options{Store: st})
-//	go srv.Run(ctx) // keeps the index in sync with the store
-//	g := grpc.NewServer(srv.GRPCOptions()...)
-//	srv.Register(g)
+//	err = srv.Serve(ctx, listener) // until ctx ends
+//
+// (or, to own the grpc.Server: GRPCOptions, Register, and Run beside it)
 package server

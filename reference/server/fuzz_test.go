@@ -36,13 +36,10 @@ func FuzzWatchRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f.Cleanup(cancel)
-	go s.Run(ctx) //nolint:errcheck // nil when ctx ends
-	g := grpc.NewServer(s.GRPCOptions()...)
-	s.Register(g)
 	l := bufconn.Listen(1 << 20)
-	go g.Serve(l) //nolint:errcheck // ends with Stop
-	f.Cleanup(g.Stop)
+	served := make(chan struct{})
+	go func() { s.Serve(ctx, l); close(served) }() //nolint:errcheck // nil when ctx ends
+	f.Cleanup(func() { cancel(); <-served })
 	conn, err := grpc.NewClient("passthrough:///bufconn",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return l.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))

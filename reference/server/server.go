@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -237,4 +238,28 @@ func (s *Server) fragment(ctx context.Context, hunt string, version uint64) ([]b
 	}
 	s.l1.Put(cache.Key{Hunt: hunt, Version: h.Version}, h.Fragment)
 	return h.Fragment, h.Version, nil
+}
+
+// Serve runs the replica on l until ctx ends: it keeps the index in sync
+// with the store (Run) and serves gRPC with GRPCOptions and extra. When
+// ctx ends, every Watch stream ends with Unavailable, so agents move to
+// another replica at once, and Serve returns after the server has stopped.
+func (s *Server) Serve(ctx context.Context, l net.Listener, extra ...grpc.ServerOption) error {
+	g := grpc.NewServer(append(s.GRPCOptions(), extra...)...)
+	s.Register(g)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	synced := make(chan struct{})
+	go func() { s.Run(ctx); close(synced) }() //nolint:errcheck // nil when ctx ends
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(l) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+	}
+	cancel()
+	<-synced // Run has returned: every stream is ending
+	g.GracefulStop()
+	return err
 }

@@ -37,25 +37,23 @@ func startServer(t *testing.T, st store.Store, opts Options) (*Server, *grpc.Cli
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan struct{})
-	go func() { s.Run(ctx); close(runDone) }()
-	g := grpc.NewServer(s.GRPCOptions()...)
-	s.Register(g)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go g.Serve(l) //nolint:errcheck // ends with Stop
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, l) }()
 	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		conn.Close()
-		g.Stop()
 		cancel()
-		<-runDone
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
 	})
 	waitServing(t, conn)
 	return s, conn
