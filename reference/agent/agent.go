@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/churnlab/churnlab/reference/cache"
 	pb "github.com/churnlab/churnlab/reference/proto"
@@ -51,6 +53,7 @@ type Agent struct {
 	confirmed map[string]bool      // hunts the current stream has caught up on
 	changed   chan struct{}        // closed and replaced when state waiters care about changes
 	reselect  chan struct{}        // non-blocking signal: the wanted hunts changed
+	refused   error                // the service's last refusal (bad token, scope, selector); nil once a stream opens
 	stats     Stats
 }
 
@@ -154,6 +157,11 @@ func (a *Agent) Acquire(ctx context.Context, pod, hunt string) ([]byte, uint64, 
 	a.podHunt[pod] = hunt
 	waited := false
 	for {
+		if a.refused != nil && !a.confirmed[hunt] {
+			err := a.refused
+			a.mu.Unlock()
+			return nil, 0, fmt.Errorf("agent: the service refused this agent's watch for hunt %s: %w", hunt, err)
+		}
 		if a.confirmed[hunt] {
 			v, held := a.versions[hunt]
 			if !held {
@@ -278,9 +286,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		case errors.Is(err, errReselect):
 			backoff = 0
 		default:
-			// Fail over to the next replica, after a jittered wait.
+			// Fail over to the next replica, after a jittered wait. A
+			// refusal is told to the pods waiting, who cannot expect a
+			// retry to fix it; the agent keeps trying all the same.
 			a.mu.Lock()
 			a.stats.Failovers++
+			if refusal(err) {
+				a.refused = err
+				a.broadcast()
+			}
 			a.mu.Unlock()
 			i = (i + 1) % len(conns)
 			backoff = min(max(2*backoff, a.opts.BackoffMin), a.opts.BackoffMax)
@@ -296,6 +310,16 @@ func (a *Agent) Run(ctx context.Context) error {
 
 var errReselect = errors.New("agent: wanted hunts changed")
 
+// refusal reports whether err is the service saying no to this agent (its
+// token or selector), rather than a fault another replica might not have.
+func refusal(err error) bool {
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument:
+		return true
+	}
+	return false
+}
+
 // watch runs one stream until it fails, ctx ends, or the wanted hunts change.
 func (a *Agent) watch(ctx context.Context, client pb.ConfigStreamClient, sel string, known map[string]uint64) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -310,6 +334,7 @@ func (a *Agent) watch(ctx context.Context, client pb.ConfigStreamClient, sel str
 	a.mu.Lock()
 	a.stats.Watches++
 	a.mu.Unlock()
+	refusedCleared := false
 	mentioned := map[string]bool{} // hunts the catch-up sent something for
 	updates := make(chan *pb.ConfigUpdate)
 	errs := make(chan error, 1)
@@ -338,6 +363,12 @@ func (a *Agent) watch(ctx context.Context, client pb.ConfigStreamClient, sel str
 			}
 			return err
 		case u := <-updates:
+			if !refusedCleared { // the service accepted this stream
+				a.mu.Lock()
+				a.refused = nil
+				a.mu.Unlock()
+				refusedCleared = true
+			}
 			if err := a.apply(u, known, mentioned); err != nil {
 				return err
 			}

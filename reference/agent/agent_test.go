@@ -2,12 +2,17 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/churnlab/churnlab/reference/cache"
 	"github.com/churnlab/churnlab/reference/server"
@@ -197,3 +202,42 @@ func TestFailover(t *testing.T) {
 }
 
 func itoa(v uint64) string { return strconv.FormatUint(v, 10) }
+
+// TestRefusalReachesThePod: a token the service refuses is reported to the
+// pod at once, not after its context runs out.
+func TestRefusalReachesThePod(t *testing.T) {
+	st := boltStore(t)
+	putHunt(t, st, "h-1", "x")
+	tokens, err := server.ParseTokens(strings.NewReader("pod-token,pod,hunt=h-2\n"), "tokens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.New(server.Options{Store: st, Tokens: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { s.Serve(ctx, l); close(served) }() //nolint:errcheck // nil when ctx ends
+	t.Cleanup(func() { cancel(); <-served })
+
+	l2, _ := cache.OpenL2(t.TempDir())
+	a, err := New(Options{Endpoints: []string{l.Addr().String()}, L2: l2, Token: "pod-token", BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go a.Run(ctx) //nolint:errcheck // nil when ctx ends
+	waitCtx, stop := context.WithTimeout(ctx, 30*time.Second)
+	defer stop()
+	_, _, err = a.Acquire(waitCtx, "game-1", "h-1")
+	if status.Code(errors.Unwrap(err)) != codes.PermissionDenied {
+		t.Fatalf("Acquire outside the token's scope: %v; want the service's PermissionDenied", err)
+	}
+	if waitCtx.Err() != nil {
+		t.Error("the refusal arrived only when the context ran out")
+	}
+}
