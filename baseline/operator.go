@@ -318,8 +318,10 @@ func (r *reconciler) reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.fullReconcile(ctx, pod); err != nil {
 		return reconcile.Result{}, err
 	}
-	// Every ReconcileInterval from start to start, as a ticker would.
-	return reconcile.Result{RequeueAfter: max(op.opts.ReconcileInterval-op.opts.Now().Sub(began), 0)}, nil
+	// Every ReconcileInterval from start to start, as a ticker would; a
+	// reconcile that overran goes again at once. (A zero RequeueAfter
+	// would mean never.)
+	return reconcile.Result{RequeueAfter: max(op.opts.ReconcileInterval-op.opts.Now().Sub(began), time.Millisecond)}, nil
 }
 
 // prepareBundle reloads every config object, one GET each, and builds the
