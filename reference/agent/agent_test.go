@@ -27,7 +27,14 @@ type replica struct {
 
 func startReplica(t *testing.T, st store.Store) *replica {
 	t.Helper()
-	s, err := server.New(server.Options{Store: st})
+	return startReplicaWith(t, server.Options{Store: st})
+}
+
+// startReplicaWith runs a replica with opts on a loopback port until the
+// test ends or it is killed.
+func startReplicaWith(t *testing.T, opts server.Options) *replica {
+	t.Helper()
+	s, err := server.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,21 +219,12 @@ func TestRefusalReachesThePod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.New(server.Options{Store: st, Tokens: tokens})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := startReplicaWith(t, server.Options{Store: st, Tokens: tokens})
 	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() { s.Serve(ctx, l); close(served) }() //nolint:errcheck // nil when ctx ends
-	t.Cleanup(func() { cancel(); <-served })
+	defer cancel()
 
 	l2, _ := cache.OpenL2(t.TempDir())
-	a, err := New(Options{Endpoints: []string{l.Addr().String()}, L2: l2, Token: "pod-token", BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+	a, err := New(Options{Endpoints: []string{r.addr}, L2: l2, Token: "pod-token", BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
