@@ -3,12 +3,10 @@ package baseline
 import (
 	"context"
 	"math"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/churnlab/churnlab/experiments/controlplane"
-	"k8s.io/client-go/kubernetes"
 )
 
 // TestReplicasEachReconcile is T2's mechanism: Veltrix replicas do not
@@ -21,25 +19,7 @@ func TestReplicasEachReconcile(t *testing.T) {
 	const pods, replicas = 20, 3
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	bin, err := controlplane.EnsureBuilt(ctx, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp, err := controlplane.Start(ctx, controlplane.Options{BinDir: bin, Nodes: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cp.Stop)
-	admin := kubernetes.NewForConfigOrDie(cp.Admin)
-	if err := Install(ctx, cp.Admin, controlplane.OperatorUser); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteConfig(ctx, cp.Admin, "default", 200_000, 10); err != nil {
-		t.Fatal(err)
-	}
-	if err := createGameDeployment(ctx, admin, pods); err != nil {
-		t.Fatal(err)
-	}
+	cp, admin := startGameCluster(ctx, t, controlplane.Options{Nodes: 2}, 200_000, 10, pods)
 	waitRunning(t, admin, pods, nil)
 	op, err := New(cp.Operator, Options{Controller: true, Replicas: replicas})
 	if err != nil {

@@ -50,31 +50,12 @@ func TestRestartStorm429(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	binDir, err := controlplane.EnsureBuilt(ctx, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// APF scaled down with the cluster (F11): 40 seats in all, a few of
 	// them for the operator's priority level, and a short queue.
-	cp, err := controlplane.Start(ctx, controlplane.Options{
-		BinDir: binDir, Nodes: 3,
+	cp, admin := startGameCluster(ctx, t, controlplane.Options{
+		Nodes:               3,
 		MaxRequestsInflight: 20, MaxMutatingRequestsInflight: 20, QueueLengthLimit: 10,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cp.Stop)
-	admin := kubernetes.NewForConfigOrDie(cp.Admin)
-
-	if err := Install(ctx, cp.Admin, controlplane.OperatorUser); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteConfig(ctx, cp.Admin, "default", configBytes, configObjects); err != nil {
-		t.Fatal(err)
-	}
-	if err := createGameDeployment(ctx, admin, stormPods); err != nil {
-		t.Fatal(err)
-	}
+	}, configBytes, configObjects, stormPods)
 	initial := waitRunning(t, admin, stormPods, nil)
 
 	op, err := New(cp.Operator, Options{
@@ -168,6 +149,34 @@ func TestRestartStorm429(t *testing.T) {
 	if size < configBytes {
 		t.Errorf("bundle is %d bytes, smaller than the %d bytes of config", size, configBytes)
 	}
+}
+
+// startGameCluster starts a control plane with opts (building what is
+// missing), installs the operator's CRD and RBAC, writes configBytes of
+// config in configObjects objects and a game Deployment of pods replicas.
+// The control plane stops when the test ends.
+func startGameCluster(ctx context.Context, t *testing.T, opts controlplane.Options, configBytes, configObjects int, pods int32) (*controlplane.ControlPlane, kubernetes.Interface) {
+	t.Helper()
+	var err error
+	if opts.BinDir, err = controlplane.EnsureBuilt(ctx, os.Stderr); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := controlplane.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Stop)
+	admin := kubernetes.NewForConfigOrDie(cp.Admin)
+	if err := Install(ctx, cp.Admin, controlplane.OperatorUser); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteConfig(ctx, cp.Admin, "default", configBytes, configObjects); err != nil {
+		t.Fatal(err)
+	}
+	if err := createGameDeployment(ctx, admin, pods); err != nil {
+		t.Fatal(err)
+	}
+	return cp, admin
 }
 
 func createGameDeployment(ctx context.Context, admin kubernetes.Interface, replicas int32) error {

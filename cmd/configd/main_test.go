@@ -37,21 +37,28 @@ func TestBadFlagsExit2(t *testing.T) {
 	}
 }
 
+// startConfigd runs configd with args until ctx ends. It returns the gRPC
+// address, the channel its exit code arrives on, and its stderr (to read
+// once it has exited).
+func startConfigd(ctx context.Context, t *testing.T, args ...string) (string, <-chan int, *bytes.Buffer) {
+	t.Helper()
+	ready := make(chan string, 1)
+	exit := make(chan int, 1)
+	stderr := &bytes.Buffer{}
+	go func() { exit <- run(ctx, args, stderr, ready) }()
+	select {
+	case addr := <-ready:
+		return addr, exit, stderr
+	case code := <-exit:
+		t.Fatalf("configd %v exited %d: %s", args, code, stderr.String())
+	}
+	return "", nil, nil
+}
+
 func TestServesAndStopsCleanly(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan string, 1)
-	exit := make(chan int, 1)
-	var stderr bytes.Buffer
-	go func() {
-		exit <- run(ctx, []string{"--store", "bbolt", "--data", t.TempDir(), "--listen", "127.0.0.1:0"}, &stderr, ready)
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case code := <-exit:
-		t.Fatalf("exited %d: %s", code, stderr.String())
-	}
+	addr, exit, stderr := startConfigd(ctx, t, "--store", "bbolt", "--data", t.TempDir(), "--listen", "127.0.0.1:0")
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

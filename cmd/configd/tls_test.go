@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -75,18 +74,7 @@ func TestTLSAndTokens(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan string, 1)
-	exit := make(chan int, 1)
-	var stderr bytes.Buffer
-	go func() {
-		exit <- run(ctx, []string{"--data", dir, "--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile, "--tokens", tokens}, &stderr, ready)
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case code := <-exit:
-		t.Fatalf("exited %d: %s", code, stderr.String())
-	}
+	addr, _, _ := startConfigd(ctx, t, "--data", dir, "--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile, "--tokens", tokens)
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})))
 	if err != nil {
 		t.Fatal(err)
