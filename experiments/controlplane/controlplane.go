@@ -327,37 +327,30 @@ func (s *starter) queues() error {
 }
 
 func (s *starter) controllerManager() error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	p, err := s.start("kube-controller-manager",
-		"--kubeconfig="+s.cp.AdminKubeconfig,
-		"--authentication-kubeconfig="+s.cp.AdminKubeconfig,
-		"--authorization-kubeconfig="+s.cp.AdminKubeconfig,
-		"--bind-address=127.0.0.1", "--secure-port="+itoa(port),
+	return s.startKubeComponent("kube-controller-manager",
 		"--service-account-private-key-file="+s.path("sa.key"),
-		"--root-ca-file="+s.path("apiserver-certs/apiserver.crt"),
-		"--leader-elect=false",
-		"--v=0")
-	if err != nil {
-		return err
-	}
-	return p.waitReady(s.ctx, fmt.Sprintf("https://127.0.0.1:%d/healthz", port), "", 60*time.Second)
+		"--root-ca-file="+s.path("apiserver-certs/apiserver.crt"))
 }
 
-func (s *starter) scheduler() error {
+func (s *starter) scheduler() error { return s.startKubeComponent("kube-scheduler") }
+
+// startKubeComponent starts a component that talks to the API server as
+// the admin and serves /healthz over HTTPS on a free port, with no leader
+// election, and waits until it is healthy.
+func (s *starter) startKubeComponent(name string, extra ...string) error {
 	port, err := freePort()
 	if err != nil {
 		return err
 	}
-	p, err := s.start("kube-scheduler",
-		"--kubeconfig="+s.cp.AdminKubeconfig,
-		"--authentication-kubeconfig="+s.cp.AdminKubeconfig,
-		"--authorization-kubeconfig="+s.cp.AdminKubeconfig,
-		"--bind-address=127.0.0.1", "--secure-port="+itoa(port),
+	args := append([]string{
+		"--kubeconfig=" + s.cp.AdminKubeconfig,
+		"--authentication-kubeconfig=" + s.cp.AdminKubeconfig,
+		"--authorization-kubeconfig=" + s.cp.AdminKubeconfig,
+		"--bind-address=127.0.0.1", "--secure-port=" + itoa(port),
 		"--leader-elect=false",
-		"--v=0")
+		"--v=0",
+	}, extra...)
+	p, err := s.start(name, args...)
 	if err != nil {
 		return err
 	}
