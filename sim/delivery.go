@@ -17,53 +17,51 @@ var (
 	_ delivery = (*streamDelivery)(nil)
 )
 
-// bundleDelivery is the baseline, Veltrix: every pod start pulls the full
-// bundle of every config object over the uplink (F4, F5), and a config
-// change reaches a pod at its next reconcile, which pushes the full bundle
-// again (F9).
+// bundleDelivery is the baseline, Veltrix: when a pod starts, the
+// operator reloads every config object through the API server and then
+// sends the pod the full bundle over the uplink (F4, F5), gzipped if the
+// scenario says so, at a decompression cost on the pod (T4). A config
+// change makes the operator reconcile every pod and send each the full
+// bundle again (F9).
 type bundleDelivery struct {
-	w        *World
-	size     float64
-	interval Time
+	w          *World
+	op         *operator
+	size       float64
+	decompress Time
 }
 
 func newBundleDelivery(w *World) *bundleDelivery {
-	return &bundleDelivery{w: w, size: float64(w.sc.Config.TotalSize), interval: Time(w.sc.Baseline.ReconcileInterval)}
-}
-
-func (d *bundleDelivery) preload(*pod) {}
-
-func (d *bundleDelivery) fetch(now Time, _ *pod, loaded func(Time, float64)) {
-	d.w.uplink.Send(now, d.size, func(at Time) { loaded(at, d.size) })
-}
-
-func (d *bundleDelivery) change(now Time, hunts []int) {
-	changed := make([]bool, d.w.sc.Config.Hunts)
-	for _, h := range hunts {
-		changed[h] = true
+	d := &bundleDelivery{w: w, op: newOperator(w), size: float64(w.sc.Config.TotalSize)}
+	if w.sc.Baseline.Gzip {
+		d.size *= w.sc.Model.Operator.GzipRatio
+		d.decompress = Time(w.sc.Model.Operator.GzipDecompress)
 	}
-	for _, p := range d.w.cluster.pods {
-		if p.phase != podReady {
-			continue
-		}
-		next := p.reconcile
-		if now > next {
-			next += (now - next + d.interval - 1) / d.interval * d.interval
-		}
-		d.w.eng.At(next, func(at Time, _ int64) {
-			if p.phase != podReady {
-				return
-			}
-			// The bundle holds every hunt, so every pod pulls it again;
-			// only pods of a changed hunt were waiting for it.
-			d.w.uplink.Send(at, d.size, func(done Time) {
-				if changed[p.hunt] && p.phase == podReady {
-					d.w.rec.ConfigPropagated(dur(done - now))
-				}
-			})
-		}, 0)
+	d.op.push = d.push
+	return d
+}
+
+// push sends p the bundle and calls done once p has unpacked it.
+func (d *bundleDelivery) push(now Time, p *pod, done func(Time)) {
+	d.w.uplink.Send(now, d.size, func(at Time) {
+		d.w.eng.At(at+d.decompress, func(t Time, _ int64) { done(t) }, 0)
+	})
+}
+
+func (d *bundleDelivery) preload(p *pod) { d.watch(0, p) }
+
+func (d *bundleDelivery) watch(now Time, p *pod) {
+	if !p.watched {
+		p.watched = true
+		d.op.watch(now, p)
 	}
 }
+
+func (d *bundleDelivery) fetch(now Time, p *pod, loaded func(Time, float64)) {
+	d.watch(now, p)
+	d.op.reload(now, p, func(t Time) { loaded(t, d.size) })
+}
+
+func (d *bundleDelivery) change(now Time, hunts []int) { d.op.change(now, hunts) }
 
 // streamDelivery is the reference service: a per-node agent holds a stream
 // to the service and an L2 cache keyed by hunt and version (R1, R5, R6). A

@@ -23,9 +23,13 @@ type pod struct {
 	created    Time
 	old        bool // belongs to the revision a rolling update is replacing
 	inRotation bool // the load balancer sends it requests
+	watched    bool // the baseline operator runs its reconcile loop
+	generation int  // of the baseline operator's config the pod holds
+	container  int  // incarnation: the kubelet restarts the container when liveness fails
 	probeAt    Time // offset of its health checks within the check interval
 	reconcile  Time // offset of the operator's reconcile of it within the reconcile interval
-	queueEnd   Time // when its request queue drains
+	queueEnd   Time // when its request queue drains (per-request traffic)
+	backlog    Time // work queued beyond what a step serves (aggregate traffic)
 }
 
 // cluster is the game Deployment and the nodes its pods land on. Like the
@@ -114,18 +118,38 @@ func leastLoaded(counts []int) int {
 func (c *cluster) create(now Time) *pod {
 	p := c.newPod(now)
 	// Scheduling and container start vary by ±20% around podStartup.
-	startup := float64(c.w.sc.Cluster.PodStartup) * (0.8 + 0.4*c.rng.Float64())
-	c.w.eng.At(now+Time(startup), c.fetch, int64(p.id))
+	c.startContainer(now, p)
 	return p
 }
 
+// startContainer starts p's container after the startup delay.
+func (c *cluster) startContainer(now Time, p *pod) {
+	startup := float64(c.w.sc.Cluster.PodStartup) * (0.8 + 0.4*c.rng.Float64())
+	c.w.eng.At(now+Time(startup), c.fetch, int64(p.id))
+}
+
+// fetch starts p's config fetch, and its liveness deadline: a pod still
+// without config then is restarted by the kubelet and fetches again.
 func (c *cluster) fetch(now Time, id int64) {
 	p := c.byID[id]
 	if p.phase != podStarting {
 		return // deleted while starting
 	}
 	p.phase = podFetching
-	c.w.delivery.fetch(now, p, func(at Time, uplinkBytes float64) { c.loaded(at, p, uplinkBytes) })
+	container := p.container
+	c.w.delivery.fetch(now, p, func(at Time, uplinkBytes float64) {
+		if p.container == container {
+			c.loaded(at, p, uplinkBytes)
+		}
+	})
+	c.w.eng.At(now+Time(c.w.sc.Model.Pods.LivenessDeadline), func(t Time, _ int64) {
+		if p.phase == podFetching && p.container == container {
+			p.container++
+			p.phase = podStarting
+			c.w.rec.PodRestarted()
+			c.startContainer(t, p)
+		}
+	}, 0)
 }
 
 func (c *cluster) loaded(now Time, p *pod, uplinkBytes float64) {

@@ -34,9 +34,12 @@ type World struct {
 	rec    *metrics.Recorder
 
 	uplink   *Uplink
+	etcd     *etcdLeader
+	api      *apiServer
 	cluster  *cluster
 	lb       *balancer
 	traffic  *traffic
+	board    *leaderboard
 	delivery delivery
 	churn    *churn
 }
@@ -45,9 +48,12 @@ type World struct {
 // initial pods serving and the timeline scheduled.
 func NewWorld(sc *scenario.Scenario, system System, seed uint64) (*World, error) {
 	w := &World{sc: sc, system: system, seed: Seed(seed), eng: NewEngine(), rec: metrics.NewRecorder()}
-	w.uplink = NewUplink(w.eng, sc.Cluster.Uplink.BytesPerSecond(), func(from, to Time, bytes float64) {
+	// The uplink carries frames; only wireEfficiency of them is payload.
+	w.uplink = NewUplink(w.eng, sc.Cluster.Uplink.BytesPerSecond()*sc.Model.Uplink.WireEfficiency, func(from, to Time, bytes float64) {
 		w.rec.Egress(dur(from), dur(to), bytes)
 	})
+	w.etcd = newEtcdLeader(w)
+	w.api = newAPIServer(w)
 	switch system {
 	case Baseline:
 		w.delivery = newBundleDelivery(w)
@@ -59,9 +65,12 @@ func NewWorld(sc *scenario.Scenario, system System, seed uint64) (*World, error)
 	w.lb = newBalancer(w)
 	w.cluster = newCluster(w)
 	w.traffic = newTraffic(w)
+	w.board = newLeaderboard(w)
 	w.churn = newChurn(w)
+	w.etcd.start()
 	w.cluster.start()
 	w.traffic.start()
+	w.board.start()
 	w.churn.schedule()
 	return w, nil
 }
@@ -85,12 +94,6 @@ func (w *World) Recorder() *metrics.Recorder { return w.rec }
 // yet, so that a run can say so instead of silently ignoring it.
 func Unmodelled(sc *scenario.Scenario) []string {
 	var out []string
-	if !sc.Baseline.Controller {
-		out = append(out, "baseline.controller: false")
-	}
-	if sc.Baseline.Gzip {
-		out = append(out, "baseline.gzip: true")
-	}
 	for i, e := range sc.Events {
 		if !modelledEvents[e.Name()] {
 			out = append(out, fmt.Sprintf("events[%d] %s at %s", i, e.Name(), e.At))
@@ -101,6 +104,7 @@ func Unmodelled(sc *scenario.Scenario) []string {
 
 var modelledEvents = map[string]bool{
 	"autoscale": true, "restartStorm": true, "rollingUpdate": true, "configChange": true,
+	"operatorScale": true, "controllerOff": true,
 }
 
 // churn plays the scenario's timeline against the cluster and the
@@ -158,6 +162,15 @@ func (c *churn) fire(now Time, i int64) {
 	case e.ConfigChange != nil:
 		order := c.rng.Perm(c.w.sc.Config.Hunts)
 		c.w.delivery.change(now, order[:e.ConfigChange.Hunts])
+	case e.OperatorScale != nil:
+		if b, ok := c.w.delivery.(*bundleDelivery); ok {
+			b.op.scale(now, e.OperatorScale.Replicas)
+		}
+	case e.ControllerOff != nil:
+		if b, ok := c.w.delivery.(*bundleDelivery); ok {
+			b.op.controller = false
+			c.w.eng.At(now+Time(e.ControllerOff.For), func(Time, int64) { b.op.controller = true }, 0)
+		}
 	}
 }
 

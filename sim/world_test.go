@@ -90,21 +90,28 @@ func TestAutoscaleReachesTarget(t *testing.T) {
 }
 
 // TestRestartStormBaselineEgress: a storm restarting every pod of a
-// 100-pod cluster at once pulls 100 bundles, and the uplink carries them
-// at no more than its capacity (F5, F6).
+// 100-pod cluster at once pulls 100 bundles, each after a reload of every
+// config object through the operator's rate-limited client, and the
+// uplink carries them at no more than its capacity (F4, F5, F6).
 func TestRestartStormBaselineEgress(t *testing.T) {
-	sc := load(t, "duration: 60s\ncluster: {pods: 100, uplink: 1Gbps}\nconfig: {totalSize: 2MB}\nevents:\n- {at: 10s, restartStorm: {fraction: 1}}\n")
+	sc := load(t, "duration: 90s\ncluster: {pods: 100, uplink: 1Gbps}\nconfig: {totalSize: 2MB, objects: 40}\nmodel: {pods: {livenessDeadline: 5m}}\nevents:\n- {at: 10s, restartStorm: {fraction: 1}}\n")
 	s := summarize(runWorld(t, sc, Baseline, 1))
-	if *s.Pods.Restarts != 100 || *s.Egress.TotalBytes != 200e6 || *s.Egress.BytesPerPodStart != 2e6 {
-		t.Errorf("restarts %d, egress %v, per start %v; want 100, 2e8, 2e6", *s.Pods.Restarts, *s.Egress.TotalBytes, *s.Egress.BytesPerPodStart)
+	if *s.Pods.Restarts != 100 || *s.Egress.BytesPerPodStart != 2e6 {
+		t.Errorf("restarts %d, per start %v; want 100 and 2e6", *s.Pods.Restarts, *s.Egress.BytesPerPodStart)
+	}
+	// Every reload is a new generation, which the pods already serving
+	// get again at their next reconcile: more than one bundle per start.
+	if total := *s.Egress.TotalBytes; total <= 200e6 {
+		t.Errorf("egress %v bytes, want more than the 100 starts' 2e8 (re-sent generations)", total)
 	}
 	if peak := *s.Egress.PeakBytesPerS; peak > 125e6 {
 		t.Errorf("peak egress %v B/s exceeds the 1 Gbps uplink", peak)
 	}
-	// All 100 transfers share the link: the last ends 1.6 s after the
-	// last container starts (≤ 2.4 s), so time to config stays under 4 s.
-	if p99 := *s.Config.TimeToConfigP99Ms; p99 < 1600 || p99 > 4000 {
-		t.Errorf("time to config p99 %v ms, want 1.6-4 s", p99)
+	// 100 reloads of 40 objects are 4,000 GETs through 3 clients of 50
+	// QPS and burst 100, which the reconcile loops share: the last pod
+	// waits at least (4000-300)/150 s = 24.7 s.
+	if p99 := *s.Config.TimeToConfigP99Ms; p99 < 24_700 || p99 > 60_000 {
+		t.Errorf("time to config p99 %v ms, want 24.7-60 s", p99)
 	}
 	// Dead pods stay in rotation until the health check notices, so some
 	// requests fail (F7).
@@ -187,7 +194,7 @@ func TestUnknownSystem(t *testing.T) {
 func TestUnmodelledEventsAreNamed(t *testing.T) {
 	sc := load(t, "baseline: {gzip: true}\nevents:\n- {at: 1s, storeOutage: {for: 30s}}\n- {at: 2s, autoscale: {to: 3}}\n")
 	got := Unmodelled(sc)
-	if len(got) != 2 || got[0] != "baseline.gzip: true" || got[1] != "events[0] storeOutage at 1s" {
+	if len(got) != 1 || got[0] != "events[0] storeOutage at 1s" {
 		t.Errorf("Unmodelled = %q", got)
 	}
 }

@@ -31,6 +31,18 @@ type Recorder struct {
 	podsReady       int
 	unhealthyPeak   int
 	podsEverTracked bool
+
+	controlPlane  bool // the API server and etcd were observed
+	apiRequests   int64
+	api429        int64
+	etcdRequests  *hdrhistogram.Histogram
+	etcdRounds    *hdrhistogram.Histogram
+	elections     int64
+	leaderboard   bool // the leaderboard was observed
+	boardUpdated  time.Duration
+	boardMaxGap   time.Duration
+	boardFrozen   time.Duration
+	boardFrozenAt time.Duration // a gap longer than this is a freeze
 }
 
 type window struct {
@@ -42,6 +54,11 @@ type window struct {
 	podsReady     int
 	unhealthyPeak int
 	podsSeen      bool // a Pods call landed in this window
+	apiRequests   int64
+	api429        int64
+	elections     int64
+	boardUpdated  time.Duration // the leaderboard's last update in or before this window
+	boardSeen     bool
 }
 
 // NewRecorder returns an empty recorder.
@@ -50,6 +67,8 @@ func NewRecorder() *Recorder {
 		requests:     newLatencyHistogram(runSigFigs),
 		timeToConfig: newLatencyHistogram(runSigFigs),
 		propagation:  newLatencyHistogram(runSigFigs),
+		etcdRequests: newLatencyHistogram(runSigFigs),
+		etcdRounds:   newLatencyHistogram(runSigFigs),
 	}
 }
 
@@ -76,17 +95,76 @@ func (r *Recorder) at(t time.Duration) *window {
 // latency. Failed requests count too, at the time they took to fail, as
 // vegeta reports them.
 func (r *Recorder) Request(start, latency time.Duration, ok bool) {
+	r.Requests(start, latency, ok, 1)
+}
+
+// Requests records n game requests that started in the window of start
+// and each took latency: a simulator's aggregate of identical requests.
+func (r *Recorder) Requests(start, latency time.Duration, ok bool, n int64) {
+	if n <= 0 {
+		return
+	}
 	us := micros(latency)
-	_ = r.requests.RecordValue(us) // in range by construction
+	_ = r.requests.RecordValues(us, n) // in range by construction
 	w := r.at(start)
-	w.requests++
+	w.requests += n
 	if w.latency == nil {
 		w.latency = newLatencyHistogram(windowSigFigs)
 	}
-	_ = w.latency.RecordValue(us)
+	_ = w.latency.RecordValues(us, n)
 	if ok {
-		r.requestsOK++
-		w.ok++
+		r.requestsOK += n
+		w.ok += n
+	}
+}
+
+// APIRequest records one request to kube-apiserver at time at, and
+// whether it was answered 429.
+func (r *Recorder) APIRequest(at time.Duration, throttled bool) {
+	r.controlPlane = true
+	w := r.at(at)
+	r.apiRequests++
+	w.apiRequests++
+	if throttled {
+		r.api429++
+		w.api429++
+	}
+}
+
+// EtcdRequest records how long etcd took to answer one request.
+func (r *Recorder) EtcdRequest(latency time.Duration) {
+	r.controlPlane = true
+	_ = r.etcdRequests.RecordValue(micros(latency))
+}
+
+// EtcdRound records one etcd leader round (heartbeat to quorum) started
+// at, and whether it overran the election timeout and so caused an
+// election.
+func (r *Recorder) EtcdRound(at, latency time.Duration, election bool) {
+	r.controlPlane = true
+	_ = r.etcdRounds.RecordValue(micros(latency))
+	if election {
+		r.elections++
+		r.at(at).elections++
+	}
+}
+
+// LeaderboardUpdated records that the leaderboard was published at time
+// at. A gap between updates longer than frozenAfter counts as a freeze.
+func (r *Recorder) LeaderboardUpdated(at, frozenAfter time.Duration) {
+	r.leaderboard, r.boardFrozenAt = true, frozenAfter
+	r.boardGap(at)
+	r.boardUpdated = at
+	w := r.at(at)
+	w.boardUpdated, w.boardSeen = at, true
+}
+
+// boardGap accounts for the time from the last leaderboard update to t.
+func (r *Recorder) boardGap(t time.Duration) {
+	gap := t - r.boardUpdated
+	r.boardMaxGap = max(r.boardMaxGap, gap)
+	if gap > r.boardFrozenAt {
+		r.boardFrozen += gap
 	}
 }
 

@@ -86,8 +86,8 @@ type LeaderboardStats struct {
 	FrozenS       *float64 `json:"frozen_s"`
 }
 
-// Summary condenses what r recorded. API server, etcd and leaderboard
-// stats stay null: no Recorder method measures them yet.
+// Summary condenses what r recorded. API server and etcd stats stay null
+// if neither was observed, and leaderboard stats if it never updated.
 func (r *Recorder) Summary(run Run) *Summary {
 	s := &Summary{
 		Scenario:  run.Scenario,
@@ -125,6 +125,31 @@ func (r *Recorder) Summary(run Run) *Summary {
 
 	s.Config.TimeToConfigP99Ms = quantileMs(r.timeToConfig, 99)
 	s.Config.PropagationP99Ms = quantileMs(r.propagation, 99)
+
+	if r.controlPlane {
+		s.APIServer.Requests = ptr(r.apiRequests)
+		s.APIServer.Throttled429 = ptr(r.api429)
+		peak := 0.0
+		for _, w := range r.windows {
+			peak = max(peak, float64(w.apiRequests)/Window.Seconds())
+		}
+		s.APIServer.PeakRPS = &peak
+		s.Etcd.LeaderElections = ptr(r.elections)
+		s.Etcd.ElectionP99Ms = quantileMs(r.etcdRounds, 99)
+		s.Etcd.RequestP99Ms = quantileMs(r.etcdRequests, 99)
+	}
+	if r.leaderboard {
+		// The gap still open at the end of the run counts too.
+		maxGap, frozen := r.boardMaxGap, r.boardFrozen
+		if open := run.Duration - r.boardUpdated; open > 0 {
+			maxGap = max(maxGap, open)
+			if open > r.boardFrozenAt {
+				frozen += open
+			}
+		}
+		s.Leaderboard.MaxStalenessS = ptr(round(maxGap.Seconds(), 3))
+		s.Leaderboard.FrozenS = ptr(round(frozen.Seconds(), 3))
+	}
 
 	s.Pods.Restarts = ptr(r.restarts)
 	if r.podsEverTracked {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"strconv"
+	"time"
 )
 
 // TimeseriesColumns is the header of timeseries.csv. One row covers one
@@ -21,6 +22,7 @@ func (r *Recorder) WriteTimeseries(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	writeRow(bw, TimeseriesColumns)
 	podsTotal, podsReady, podsKnown := 0, 0, false
+	boardUpdated, boardKnown := time.Duration(0), false
 	row := make([]string, len(TimeseriesColumns))
 	for i, win := range r.windows {
 		if win.podsSeen {
@@ -41,7 +43,18 @@ func (r *Recorder) WriteTimeseries(w io.Writer) error {
 			row[7] = strconv.Itoa(max(win.unhealthyPeak, podsTotal-podsReady))
 		}
 		row[8] = strconv.FormatInt(win.podStarts, 10)
-		row[9], row[10], row[11], row[12] = "", "", "", "" // not measured yet
+		row[9], row[10], row[11], row[12] = "", "", "", ""
+		if r.controlPlane {
+			row[9] = strconv.FormatInt(win.apiRequests, 10)
+			row[10] = strconv.FormatInt(win.api429, 10)
+			row[11] = strconv.FormatInt(win.elections, 10)
+		}
+		if win.boardSeen {
+			boardUpdated, boardKnown = win.boardUpdated, true
+		}
+		if boardKnown { // staleness at the window's end
+			row[12] = strconv.FormatFloat((time.Duration(i+1)*Window - boardUpdated).Seconds(), 'f', 3, 64)
+		}
 		writeRow(bw, row)
 	}
 	return bw.Flush()

@@ -106,15 +106,15 @@ func (s *Scenario) applyDefaults() {
 	set(s, "workload.healthCheck.passThreshold", &w.HealthCheck.PassThreshold, 2)
 
 	set(s, "config.totalSize", &s.Config.TotalSize, 2_000_000) // F5: 2 MB
-	set(s, "config.objects", &s.Config.Objects, 400)
+	set(s, "config.objects", &s.Config.Objects, 40)            // 50 KB each
 	set(s, "config.hunts", &s.Config.Hunts, 20)
 
 	b := &s.Baseline
 	set(s, "baseline.replicas", &b.Replicas, 3) // T2: 3 before the team scaled to 12
 	set(s, "baseline.controller", &b.Controller, true)
 	set(s, "baseline.reconcileInterval", &b.ReconcileInterval, Duration(5*time.Second)) // F9
-	set(s, "baseline.apiCallsPerReconcile", &b.APICallsPerReconcile, 3)
-	set(s, "baseline.clientQPS", &b.ClientQPS, 50) // F11
+	set(s, "baseline.apiCallsPerReconcile", &b.APICallsPerReconcile, 1)                 // F9: a list of the config objects
+	set(s, "baseline.clientQPS", &b.ClientQPS, 50)                                      // F11
 	set(s, "baseline.clientBurst", &b.ClientBurst, 100)
 
 	r := &s.Reference
@@ -144,6 +144,7 @@ func (s *Scenario) applyDefaults() {
 
 	set(s, "live.scale.pods", &s.Live.Scale.Pods, 0.1)
 	set(s, "live.scale.traffic", &s.Live.Scale.Traffic, 0.01)
+	s.applyProfile()
 }
 
 func set[T any](s *Scenario, path string, field *T, value T) {
@@ -233,6 +234,7 @@ func (s *Scenario) validate(errs *Errors) {
 
 	v.floatRange("live.scale.pods", s.Live.Scale.Pods, math.SmallestNonzeroFloat64, 1)
 	v.floatRange("live.scale.traffic", s.Live.Scale.Traffic, math.SmallestNonzeroFloat64, 1)
+	v.model(s.Model)
 }
 
 func (v *validator) event(p string, e Event) {

@@ -24,6 +24,8 @@ type Scenario struct {
 	Reference  Reference `yaml:"reference"`
 	Events     []Event   `yaml:"events"`
 	Live       Live      `yaml:"live"`
+	Profile    string    `yaml:"profile"` // names the calibrated Model defaults
+	Model      Model     `yaml:"model"`   // overrides of single profile constants
 
 	source source // where each field came from, for error messages
 }

@@ -1,0 +1,196 @@
+package scenario
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Model holds the simulator's mechanism constants: what the cluster's
+// parts cost, as opposed to the situation a scenario describes. A profile
+// names one calibrated set of them; a scenario picks a profile and may
+// override any single constant under model:, and `churnlab sweep` varies
+// them by path (for example model.etcd.writeCost).
+type Model struct {
+	Uplink      UplinkModel      `yaml:"uplink"`
+	APIServer   APIServerModel   `yaml:"apiServer"`
+	Etcd        EtcdModel        `yaml:"etcd"`
+	Operator    OperatorModel    `yaml:"operator"`
+	Pods        PodModel         `yaml:"pods"`
+	Players     PlayerModel      `yaml:"players"`
+	Leaderboard LeaderboardModel `yaml:"leaderboard"`
+	Traffic     TrafficModel     `yaml:"traffic"`
+}
+
+// UplinkModel is the config uplink's protocol overhead.
+type UplinkModel struct {
+	// WireEfficiency is the share of the link's bits that carry payload
+	// (the rest is TCP/IP and Ethernet framing).
+	WireEfficiency float64 `yaml:"wireEfficiency"`
+}
+
+// APIServerModel is kube-apiserver under API Priority and Fairness, as
+// the operator's requests meet it.
+type APIServerModel struct {
+	OperatorSeats int      `yaml:"operatorSeats"` // concurrency of the operator's priority level
+	QueueLength   int      `yaml:"queueLength"`   // requests that level queues before it answers 429
+	Overhead      Duration `yaml:"overhead"`      // apiserver time per request besides etcd
+	RetryAfter    Duration `yaml:"retryAfter"`    // a client's wait after a 429
+}
+
+// EtcdModel is the control plane's etcd leader: a raft loop that commits
+// batches of requests, each batch one WAL fsync.
+type EtcdModel struct {
+	Fsync     Duration `yaml:"fsync"`     // WAL fsync of one batch
+	RTT       Duration `yaml:"rtt"`       // leader-follower round trip
+	WriteCost Duration `yaml:"writeCost"` // the leader's apply time per write
+	ReadCost  Duration `yaml:"readCost"`  // the leader's time per linearizable read, besides its bytes
+	// ReadBandwidth is how fast the leader reads and serializes the
+	// objects a read returns.
+	ReadBandwidth Bandwidth `yaml:"readBandwidth"`
+}
+
+// OperatorModel is how the Veltrix-like operator spends API calls.
+type OperatorModel struct {
+	// WritesPerReconcile of baseline.apiCallsPerReconcile are writes
+	// (status patches); the rest are reads.
+	WritesPerReconcile int `yaml:"writesPerReconcile"`
+	// GzipDecompress is the time a cold pod spends inflating a gzipped
+	// bundle (T4).
+	GzipDecompress Duration `yaml:"gzipDecompress"`
+	// GzipRatio is the compressed bundle's size over the plain one (T4).
+	GzipRatio float64 `yaml:"gzipRatio"`
+}
+
+// PodModel is the game pod's lifecycle.
+type PodModel struct {
+	// LivenessDeadline: a pod that has not loaded config this long after
+	// its container started fails its liveness probe and is restarted
+	// by the kubelet, which starts its config fetch again.
+	LivenessDeadline Duration `yaml:"livenessDeadline"`
+	// MaxQueue is the work a pod queues before it sheds requests with a
+	// 503: its HTTP server's bounded backlog.
+	MaxQueue Duration `yaml:"maxQueue"`
+}
+
+// PlayerModel is how game clients behave when a request fails.
+type PlayerModel struct {
+	Retries    int      `yaml:"retries"`    // times a client retries a failed request
+	RetryDelay Duration `yaml:"retryDelay"` // wait before each retry
+}
+
+// LeaderboardModel is the leaderboard job: every Period it reads the
+// scores from Redis, OpsPerUpdate operations, and publishes; an update
+// whose reads take longer than Period is abandoned.
+type LeaderboardModel struct {
+	Period       Duration `yaml:"period"`
+	OpsPerUpdate int      `yaml:"opsPerUpdate"`
+}
+
+// TrafficModel chooses how game requests are simulated.
+type TrafficModel struct {
+	// Mode is perRequest (every request is an event) or aggregate (each
+	// pod's queue advances in Step increments, and latency is sampled
+	// from its state).
+	Mode string   `yaml:"mode"`
+	Step Duration `yaml:"step"`
+}
+
+// TrafficModes lists the valid values of TrafficModel.Mode.
+var TrafficModes = []string{"perRequest", "aggregate"}
+
+// Profiles lists the calibrated profiles a scenario may name.
+var Profiles = []string{"veltrix-2023"}
+
+// DefaultProfile is the profile of a scenario that names none.
+const DefaultProfile = "veltrix-2023"
+
+// veltrix2023 is the profile calibrated on the 2023 incident. Each
+// constant says where it comes from: a documented default, a physical
+// fact, or the SEED-FACTS claim it was fitted to (REPORT.md lists them).
+func (s *Scenario) veltrix2023() {
+	m := &s.Model
+	// 1448 B of TCP payload per 1514 B Ethernet frame.
+	set(s, "model.uplink.wireEfficiency", &m.Uplink.WireEfficiency, 1448.0/1514)
+
+	// APF in Kubernetes 1.27+: the global-default level holds 20 of 245
+	// nominal shares of maxRequestsInflight+maxMutatingRequestsInflight
+	// (600 seats): 49 seats; 64 queues of 50, of which a flow sees its
+	// hand of 6: 300 places.
+	set(s, "model.apiServer.operatorSeats", &m.APIServer.OperatorSeats, 49)
+	set(s, "model.apiServer.queueLength", &m.APIServer.QueueLength, 300)
+	set(s, "model.apiServer.overhead", &m.APIServer.Overhead, Duration(2*time.Millisecond))
+	set(s, "model.apiServer.retryAfter", &m.APIServer.RetryAfter, Duration(time.Second)) // apiserver's Retry-After: 1
+
+	// fsync + RTT fitted to F10's 12 ms with no load. A reconcile lists
+	// every config object (config.totalSize); readBandwidth is fitted to
+	// L1, the leader saturating near 40 reconciles/s per replica:
+	// 3 replicas x 40/s x 2 MB = 240 MB/s.
+	set(s, "model.etcd.fsync", &m.Etcd.Fsync, Duration(10*time.Millisecond))
+	set(s, "model.etcd.rtt", &m.Etcd.RTT, Duration(2*time.Millisecond))
+	set(s, "model.etcd.writeCost", &m.Etcd.WriteCost, Duration(100*time.Microsecond))
+	set(s, "model.etcd.readCost", &m.Etcd.ReadCost, Duration(100*time.Microsecond))
+	set(s, "model.etcd.readBandwidth", &m.Etcd.ReadBandwidth, 240e6)
+
+	set(s, "model.operator.writesPerReconcile", &m.Operator.WritesPerReconcile, 1)                      // a status PATCH
+	set(s, "model.operator.gzipDecompress", &m.Operator.GzipDecompress, Duration(300*time.Millisecond)) // T4
+	set(s, "model.operator.gzipRatio", &m.Operator.GzipRatio, 450.0/2000)                               // T4: 2 MB -> 450 KB
+
+	// Kubelet liveness: 10 s initial delay, then 3 failures 10 s apart.
+	set(s, "model.pods.livenessDeadline", &m.Pods.LivenessDeadline, Duration(40*time.Second))
+	set(s, "model.pods.maxQueue", &m.Pods.MaxQueue, Duration(time.Second)) // fitted to F2's 1.2 s worst window
+
+	set(s, "model.players.retries", &m.Players.Retries, 1)
+	set(s, "model.players.retryDelay", &m.Players.RetryDelay, Duration(500*time.Millisecond))
+
+	set(s, "model.leaderboard.period", &m.Leaderboard.Period, Duration(2*time.Second)) // A4
+	set(s, "model.leaderboard.opsPerUpdate", &m.Leaderboard.OpsPerUpdate, 20)
+
+	set(s, "model.traffic.mode", &m.Traffic.Mode, "aggregate")
+	set(s, "model.traffic.step", &m.Traffic.Step, Duration(50*time.Millisecond))
+}
+
+// applyProfile fills the model constants the file left out from the
+// scenario's profile.
+func (s *Scenario) applyProfile() {
+	set(s, "profile", &s.Profile, DefaultProfile)
+	switch s.Profile {
+	case "veltrix-2023":
+		s.veltrix2023()
+	}
+}
+
+func (v *validator) model(m Model) {
+	if !slices.Contains(Profiles, v.s.Profile) {
+		v.failf("profile", "unknown profile %q; want one of %v", v.s.Profile, Profiles)
+		return
+	}
+	v.floatRange("model.uplink.wireEfficiency", m.Uplink.WireEfficiency, 0.01, 1)
+	v.intRange("model.apiServer.operatorSeats", m.APIServer.OperatorSeats, 1, 1_000_000)
+	v.intRange("model.apiServer.queueLength", m.APIServer.QueueLength, 0, 1_000_000)
+	v.duration("model.apiServer.overhead", m.APIServer.Overhead, 0, Duration(time.Minute))
+	v.duration("model.apiServer.retryAfter", m.APIServer.RetryAfter, 1, Duration(time.Hour))
+	v.duration("model.etcd.fsync", m.Etcd.Fsync, 0, Duration(time.Minute))
+	v.duration("model.etcd.rtt", m.Etcd.RTT, 0, Duration(time.Minute))
+	v.duration("model.etcd.writeCost", m.Etcd.WriteCost, 0, Duration(time.Minute))
+	v.duration("model.etcd.readCost", m.Etcd.ReadCost, 0, Duration(time.Minute))
+	v.positive("model.etcd.readBandwidth", float64(m.Etcd.ReadBandwidth))
+	v.intRange("model.operator.writesPerReconcile", m.Operator.WritesPerReconcile, 0, v.s.Baseline.APICallsPerReconcile)
+	v.duration("model.operator.gzipDecompress", m.Operator.GzipDecompress, 0, Duration(time.Hour))
+	v.floatRange("model.operator.gzipRatio", m.Operator.GzipRatio, 0.001, 1)
+	v.duration("model.pods.livenessDeadline", m.Pods.LivenessDeadline, 1, Duration(24*time.Hour))
+	v.duration("model.pods.maxQueue", m.Pods.MaxQueue, 0, Duration(time.Hour))
+	v.intRange("model.players.retries", m.Players.Retries, 0, 100)
+	v.duration("model.players.retryDelay", m.Players.RetryDelay, 0, Duration(time.Hour))
+	v.duration("model.leaderboard.period", m.Leaderboard.Period, 1, Duration(time.Hour))
+	v.intRange("model.leaderboard.opsPerUpdate", m.Leaderboard.OpsPerUpdate, 0, 1_000_000)
+	if !slices.Contains(TrafficModes, m.Traffic.Mode) {
+		v.failf("model.traffic.mode", "want one of %v, got %q", TrafficModes, m.Traffic.Mode)
+	}
+	v.duration("model.traffic.step", m.Traffic.Step, Duration(time.Microsecond), Duration(time.Second))
+}
+
+// ModelString is a one-line account of the profile, for run headers.
+func (s *Scenario) ModelString() string {
+	return fmt.Sprintf("profile %s, traffic %s", s.Profile, s.Model.Traffic.Mode)
+}

@@ -1,0 +1,233 @@
+package sim
+
+// operator is the Veltrix-like baseline operator (F4, F9, F11, T2, T3).
+// Every replica runs the per-pod reconcile loop for every pod: each
+// interval it lists the config objects (and makes its other calls),
+// through its client's rate limiter, into kube-apiserver. A pod that
+// (re)starts is handled by one replica, which reloads every config object
+// with one GET each, sends the pod the whole bundle, and so makes a new
+// config generation (F4). A reconcile that finds its pod on an older
+// generation sends it the whole bundle again: during churn, every pod
+// gets the bundle every time it is reconciled (F5, F6).
+type operator struct {
+	w          *World
+	replicas   []*operatorReplica
+	controller bool // the reconcile loop runs (T3 switches it off)
+	interval   Time
+	reads      int     // reads per reconcile; the first lists every config object
+	writes     int     // writes per reconcile
+	listBytes  float64 // what listing the config objects returns
+	objects    int
+	objectSize float64
+	retryAfter Time
+	reconciles int64 // completed, across replicas
+	generation int   // of the config the operator holds
+	lastChange configChange
+	push       func(now Time, p *pod, done func(Time)) // sends p the bundle
+}
+
+// configChange is the last config change, for measuring its propagation.
+type configChange struct {
+	generation int
+	at         Time
+	hunts      []bool
+}
+
+type operatorReplica struct {
+	limiter tokenBucket
+	stopped bool // scaled away
+}
+
+func newOperator(w *World) *operator {
+	b, m := w.sc.Baseline, w.sc.Model
+	o := &operator{
+		w:          w,
+		controller: b.Controller,
+		interval:   Time(b.ReconcileInterval),
+		writes:     m.Operator.WritesPerReconcile,
+		reads:      b.APICallsPerReconcile - m.Operator.WritesPerReconcile,
+		listBytes:  float64(w.sc.Config.TotalSize),
+		objects:    w.sc.Config.Objects,
+		objectSize: float64(w.sc.Config.TotalSize) / float64(w.sc.Config.Objects),
+		retryAfter: Time(m.APIServer.RetryAfter),
+	}
+	o.scale(0, b.Replicas)
+	return o
+}
+
+// scale sets the number of running replicas. A new replica starts the
+// reconcile loop of every existing pod.
+func (o *operator) scale(now Time, replicas int) {
+	live := o.live()
+	for len(live) > replicas {
+		live[len(live)-1].stopped = true
+		live = live[:len(live)-1]
+	}
+	b := o.w.sc.Baseline
+	for n := len(live); n < replicas; n++ {
+		r := &operatorReplica{limiter: tokenBucket{qps: b.ClientQPS.PerSecond(), burst: float64(b.ClientBurst), tokens: float64(b.ClientBurst), last: now}}
+		o.replicas = append(o.replicas, r)
+		if now > 0 {
+			for _, p := range o.w.cluster.pods {
+				o.loop(now, r, p)
+			}
+		}
+	}
+}
+
+func (o *operator) live() []*operatorReplica {
+	var out []*operatorReplica
+	for _, r := range o.replicas {
+		if !r.stopped {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// watch starts every replica's reconcile loop of a new pod.
+func (o *operator) watch(now Time, p *pod) {
+	for _, r := range o.replicas {
+		if !r.stopped {
+			o.loop(now, r, p)
+		}
+	}
+}
+
+// loop runs r's reconcile of p every interval, at p's offset, until p or
+// r is gone. A reconcile that overruns the interval is followed at once
+// by the next.
+func (o *operator) loop(now Time, r *operatorReplica, p *pod) {
+	first := p.reconcile
+	if now > first {
+		first += (now - first + o.interval - 1) / o.interval * o.interval
+	}
+	var tick Action
+	tick = func(start Time, _ int64) {
+		if p.phase == podGone || r.stopped {
+			return
+		}
+		if !o.controller {
+			o.w.eng.At(start+o.interval, tick, 0)
+			return
+		}
+		o.reconcile(start, r, func(end Time) {
+			o.reconciles++
+			o.sync(end, p)
+			o.w.eng.At(max(start+o.interval, end), tick, 0)
+		})
+	}
+	o.w.eng.At(first, tick, 0)
+}
+
+// sync sends a ready pod the bundle if it holds an older generation, and
+// records the propagation of the last config change to it.
+func (o *operator) sync(now Time, p *pod) {
+	if p.phase != podReady || p.generation >= o.generation {
+		return
+	}
+	from, c := p.generation, o.lastChange
+	p.generation = o.generation
+	o.push(now, p, func(done Time) {
+		if from < c.generation && c.generation <= p.generation && c.hunts[p.hunt] && p.phase == podReady {
+			o.w.rec.ConfigPropagated(dur(done - c.at))
+		}
+	})
+}
+
+// change rewrites the given hunts: a new generation, which every pod's
+// next reconcile sends it.
+func (o *operator) change(now Time, hunts []int) {
+	o.generation++
+	o.lastChange = configChange{generation: o.generation, at: now, hunts: make([]bool, o.w.sc.Config.Hunts)}
+	for _, h := range hunts {
+		o.lastChange.hunts[h] = true
+	}
+}
+
+// reconcile makes one reconcile's calls in turn and then calls done.
+func (o *operator) reconcile(now Time, r *operatorReplica, done func(Time)) {
+	calls := make([]*apiCall, 0, o.reads+o.writes)
+	for i := range o.reads {
+		c := &apiCall{}
+		if i == 0 {
+			c.bytes = o.listBytes
+		}
+		calls = append(calls, c)
+	}
+	for range o.writes {
+		calls = append(calls, &apiCall{write: true})
+	}
+	var next func(at Time, i int)
+	next = func(at Time, i int) {
+		if i == len(calls) {
+			done(at)
+			return
+		}
+		c := calls[i]
+		c.done = func(t Time, _ bool) { next(t, i+1) }
+		o.call(at, r, c)
+	}
+	next(now, 0)
+}
+
+// reload has the replica that owns p GET every config object, which
+// makes a new generation, then sends p the bundle: F4's reload on every
+// pod restart.
+func (o *operator) reload(now Time, p *pod, done func(Time)) {
+	live := o.live()
+	if len(live) == 0 {
+		return // no operator: the pod waits
+	}
+	r := live[p.id%len(live)]
+	left := o.objects
+	for range o.objects {
+		o.call(now, r, &apiCall{bytes: o.objectSize, done: func(t Time, _ bool) {
+			if left--; left == 0 {
+				o.generation++
+				p.generation = o.generation
+				o.push(t, p, done)
+			}
+		}})
+	}
+}
+
+// call sends c through r's client rate limiter to the API server. A 429
+// is retried after the server's Retry-After, as client-go does; c.done
+// is called once, when a try succeeds.
+func (o *operator) call(now Time, r *operatorReplica, c *apiCall) {
+	done := c.done
+	var try func(at Time) // at is the current time
+	try = func(at Time) {
+		o.w.eng.At(r.limiter.reserve(at), func(t Time, _ int64) {
+			o.w.api.submit(t, &apiCall{write: c.write, bytes: c.bytes, done: func(end Time, ok bool) {
+				if ok {
+					done(end, true)
+					return
+				}
+				o.w.eng.At(end+o.retryAfter, func(t Time, _ int64) { try(t) }, 0)
+			}})
+		}, 0)
+	}
+	try(now)
+}
+
+// tokenBucket is client-go's client-side rate limiter: qps tokens a
+// second up to burst, each request waiting for one in turn.
+type tokenBucket struct {
+	qps, burst, tokens float64
+	last               Time
+}
+
+// reserve takes a token and returns when the request may go.
+func (b *tokenBucket) reserve(now Time) Time {
+	if now > b.last {
+		b.tokens = min(b.burst, b.tokens+(now-b.last).Seconds()*b.qps)
+		b.last = now
+	}
+	b.tokens--
+	if b.tokens >= 0 {
+		return b.last
+	}
+	return b.last + Time(-b.tokens/b.qps*float64(Second))
+}
