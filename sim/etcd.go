@@ -23,6 +23,7 @@ type etcdLeader struct {
 	batchEnd Time
 	onCommit Action
 	campaign Time // when the last election started; rounds overrunning before its timeout belong to it
+	served   int64
 }
 
 type etcdRequest struct {
@@ -71,6 +72,7 @@ func (e *etcdLeader) commit(now Time, n int64) {
 	batch := e.pending[:n]
 	for _, r := range batch {
 		e.w.rec.EtcdRequest(dur(now - r.arrived))
+		e.served++
 		r.done(now)
 	}
 	e.pending = append(e.pending[:0], e.pending[n:]...)

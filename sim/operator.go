@@ -20,7 +20,7 @@ type operator struct {
 	objects    int
 	objectSize float64
 	retryAfter Time
-	reconciles int64 // completed, across replicas
+	reconciles []int64 // completed in each second, across replicas
 	generation int   // of the config the operator holds
 	lastChange configChange
 	push       func(now Time, p *pod, done func(Time)) // sends p the bundle
@@ -112,7 +112,11 @@ func (o *operator) loop(now Time, r *operatorReplica, p *pod) {
 			return
 		}
 		o.reconcile(start, r, func(end Time) {
-			o.reconciles++
+			sec := int(end / Second)
+			for len(o.reconciles) <= sec {
+				o.reconciles = append(o.reconciles, 0)
+			}
+			o.reconciles[sec]++
 			o.sync(end, p)
 			o.w.eng.At(max(start+o.interval, end), tick, 0)
 		})

@@ -59,6 +59,7 @@ type window struct {
 	elections     int64
 	boardUpdated  time.Duration // the leaderboard's last update in or before this window
 	boardSeen     bool
+	etcdRounds    *hdrhistogram.Histogram // nil until the window has a round
 }
 
 // NewRecorder returns an empty recorder.
@@ -142,10 +143,16 @@ func (r *Recorder) EtcdRequest(latency time.Duration) {
 // election.
 func (r *Recorder) EtcdRound(at, latency time.Duration, election bool) {
 	r.controlPlane = true
-	_ = r.etcdRounds.RecordValue(micros(latency))
+	us := micros(latency)
+	_ = r.etcdRounds.RecordValue(us)
+	w := r.at(at)
+	if w.etcdRounds == nil {
+		w.etcdRounds = newLatencyHistogram(windowSigFigs)
+	}
+	_ = w.etcdRounds.RecordValue(us)
 	if election {
 		r.elections++
-		r.at(at).elections++
+		w.elections++
 	}
 }
 

@@ -13,23 +13,33 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Load reads, decodes, defaults and validates the scenario file at path.
-// Every problem found is returned at once, as *Errors.
-func Load(path string) (*Scenario, error) {
+// Load reads, decodes, defaults and validates the scenario file at path,
+// with sets overriding its fields. Every problem found is returned at
+// once, as *Errors.
+func Load(path string, sets ...Set) (*Scenario, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
 	}
-	return Parse(path, data)
+	return Parse(path, data, sets...)
 }
 
 // Parse is Load for a file already in memory; file names it in errors.
-// The chain is the same for every schema version: strict decode chosen by
+// The chain is the same for every schema version: the file it extends
+// merged under it, then sets applied, then strict decode chosen by
 // apiVersion, then defaults, then Validate.
-func Parse(file string, data []byte) (*Scenario, error) {
+func Parse(file string, data []byte, sets ...Set) (*Scenario, error) {
 	root, err := parseDocument(file, data)
 	if err != nil {
 		return nil, err
+	}
+	if root, err = resolveExtends(file, root, 0); err != nil {
+		return nil, err
+	}
+	for _, s := range sets {
+		if err := applySet(file, root, s); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkAPIVersion(file, root); err != nil {
 		return nil, err

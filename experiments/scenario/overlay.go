@@ -1,0 +1,148 @@
+package scenario
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Set overrides one field of a scenario: Path as in error messages
+// (baseline.replicas, events[1].at) and Value as it would be written in
+// the file. `churnlab sweep --param` and `--set` make them.
+type Set struct {
+	Path, Value string
+}
+
+// ParseSet parses "path=value".
+func ParseSet(s string) (Set, error) {
+	path, value, ok := strings.Cut(s, "=")
+	if !ok || path == "" {
+		return Set{}, fmt.Errorf("override %q: want path=value, e.g. baseline.replicas=12", s)
+	}
+	return Set{Path: path, Value: value}, nil
+}
+
+// maxExtends bounds a chain of extends, which also stops a cycle.
+const maxExtends = 8
+
+// resolveExtends returns root with the file it extends, if any, merged
+// under it: a scenario may write `extends: ../restart-storm.yaml` and
+// only what it changes. Mappings merge key by key; anything else the
+// extending file writes replaces the base's value. A problem in a field
+// that came from the base file is reported with its line in that file
+// and the extending file's name.
+func resolveExtends(file string, root *yaml.Node, depth int) (*yaml.Node, error) {
+	i := mappingIndex(root, "extends")
+	if i < 0 {
+		return root, nil
+	}
+	v := root.Content[i+1]
+	if v.Kind != yaml.ScalarNode || v.Value == "" {
+		return nil, &Errors{List: []FieldError{{File: file, Pos: Pos{v.Line, v.Column}, Path: "extends",
+			Msg: "want the path of the scenario file this one extends"}}}
+	}
+	if depth >= maxExtends {
+		return nil, &Errors{List: []FieldError{{File: file, Pos: Pos{v.Line, v.Column}, Path: "extends",
+			Msg: fmt.Sprintf("more than %d files extend each other; is there a cycle?", maxExtends)}}}
+	}
+	basePath := filepath.Join(filepath.Dir(file), v.Value)
+	data, err := os.ReadFile(basePath)
+	if err != nil {
+		return nil, &Errors{List: []FieldError{{File: file, Pos: Pos{v.Line, v.Column}, Path: "extends", Msg: err.Error()}}}
+	}
+	base, err := parseDocument(basePath, data)
+	if err != nil {
+		return nil, err
+	}
+	if base, err = resolveExtends(basePath, base, depth+1); err != nil {
+		return nil, err
+	}
+	child := &yaml.Node{Kind: yaml.MappingNode, Content: append(append([]*yaml.Node{}, root.Content[:i]...), root.Content[i+2:]...)}
+	merge(base, child)
+	return base, nil
+}
+
+// merge writes over's fields into base.
+func merge(base, over *yaml.Node) {
+	for i := 0; i+1 < len(over.Content); i += 2 {
+		k, v := over.Content[i], over.Content[i+1]
+		j := mappingIndex(base, k.Value)
+		switch {
+		case j < 0:
+			base.Content = append(base.Content, k, v)
+		case base.Content[j+1].Kind == yaml.MappingNode && v.Kind == yaml.MappingNode:
+			merge(base.Content[j+1], v)
+		default:
+			base.Content[j], base.Content[j+1] = k, v
+		}
+	}
+}
+
+func mappingIndex(n *yaml.Node, key string) int {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// applySet writes s into the node tree, creating the mappings on its path
+// that the file leaves out. The value is then decoded and validated like
+// any other, so a bad one is reported as the file's would be.
+func applySet(file string, root *yaml.Node, s Set) error {
+	fail := func(format string, args ...any) error {
+		return &Errors{List: []FieldError{{File: file, Path: s.Path, Msg: "override: " + fmt.Sprintf(format, args...)}}}
+	}
+	n := root
+	parts := strings.Split(s.Path, ".")
+	for pi, part := range parts {
+		name, index := part, -1
+		if open := strings.IndexByte(part, '['); open >= 0 {
+			if !strings.HasSuffix(part, "]") {
+				return fail("bad index in %q", part)
+			}
+			i, err := strconv.Atoi(part[open+1 : len(part)-1])
+			if err != nil || i < 0 {
+				return fail("bad index in %q", part)
+			}
+			name, index = part[:open], i
+		}
+		if name == "" || n.Kind != yaml.MappingNode {
+			return fail("no field %q here", part)
+		}
+		last := pi == len(parts)-1 && index < 0
+		j := mappingIndex(n, name)
+		if j < 0 {
+			if index >= 0 {
+				return fail("%s has no item %d", name, index)
+			}
+			child := &yaml.Node{Kind: yaml.MappingNode}
+			if last {
+				child = &yaml.Node{Kind: yaml.ScalarNode}
+			}
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: name}, child)
+			j = len(n.Content) - 2
+		}
+		next := n.Content[j+1]
+		if index >= 0 {
+			if next.Kind != yaml.SequenceNode || index >= len(next.Content) {
+				return fail("%s has no item %d", name, index)
+			}
+			next = next.Content[index]
+		}
+		if pi == len(parts)-1 {
+			if next.Kind != yaml.ScalarNode && next.Kind != 0 {
+				return fail("%s is not a single value", s.Path)
+			}
+			*next = yaml.Node{Kind: yaml.ScalarNode, Value: s.Value, Line: next.Line, Column: next.Column}
+			return nil
+		}
+		n = next
+	}
+	return nil
+}

@@ -1,0 +1,210 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/churnlab/churnlab/experiments/metrics"
+	"github.com/churnlab/churnlab/experiments/scenario"
+)
+
+// tolerance is how far a simulated value may be from the seed's (±15%).
+// Where the seed states a bound (under, at least) the bound is used
+// as written instead.
+const tolerance = 0.15
+
+// calRun is one simulated run a calibration transcript refers to by name.
+type calRun struct {
+	w  *World
+	sc *scenario.Scenario
+	s  *metrics.Summary
+}
+
+// TestCalibration replays testdata/calibration.txt: every claim of
+// SEED-FACTS.md the simulator reproduces, by ID, each measured on a run
+// of a scenario under experiments/scenarios with the profile
+// veltrix-2023. The transcript holds the simulated values; rewrite it
+// with -rewrite after a model change, then read the diff. A claim outside
+// its tolerance fails the test whatever the transcript says.
+func TestCalibration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates the full-scale scenarios; run without -short")
+	}
+	runs := map[string]*calRun{}
+	var outside []string // reported after the transcript, which stops at the first error
+	datadriven.RunTest(t, "testdata/calibration.txt", func(t *testing.T, d *datadriven.TestData) string {
+		switch d.Cmd {
+		case "run":
+			var name, file, system string
+			d.ScanArgs(t, "name", &name)
+			d.ScanArgs(t, "file", &file)
+			d.ScanArgs(t, "system", &system)
+			var sets []scenario.Set
+			for _, arg := range d.CmdArgs {
+				if arg.Key != "set" {
+					continue
+				}
+				for _, v := range arg.Vals {
+					s, err := scenario.ParseSet(v)
+					if err != nil {
+						t.Fatal(err)
+					}
+					sets = append(sets, s)
+				}
+			}
+			sc, err := scenario.Load(filepath.Join("../experiments/scenarios", file), sets...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := runWorld(t, sc, System(system), sc.Seed)
+			runs[name] = &calRun{w: w, sc: sc, s: w.Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})}
+			return fmt.Sprintf("%s: %s, %s, seed %d, %s simulated", name, file, system, sc.Seed, sc.Duration)
+		case "claim":
+			out, ok := claim(t, d, runs)
+			if !ok {
+				outside = append(outside, out)
+			}
+			return out
+		}
+		t.Fatalf("unknown directive %q", d.Cmd)
+		return ""
+	})
+	for _, o := range outside {
+		t.Error(o)
+	}
+}
+
+// claim measures one claim and says whether it is within tolerance.
+func claim(t *testing.T, d *datadriven.TestData, runs map[string]*calRun) (string, bool) {
+	var id, runName, metric string
+	d.ScanArgs(t, "id", &id)
+	d.ScanArgs(t, "run", &runName)
+	d.ScanArgs(t, "metric", &metric)
+	r := runs[runName]
+	if r == nil {
+		t.Fatalf("no run named %q", runName)
+	}
+	measure := calMetrics[metric]
+	if measure == nil {
+		t.Fatalf("unknown metric %q", metric)
+	}
+	from, to := 0*time.Second, r.sc.Duration.D()
+	if d.HasArg("from") {
+		var s int
+		d.ScanArgs(t, "from", &s)
+		from = time.Duration(s) * time.Second
+	}
+	if d.HasArg("to") {
+		var s int
+		d.ScanArgs(t, "to", &s)
+		to = time.Duration(s) * time.Second
+	}
+	got := measure(r, from, to)
+	what := fmt.Sprintf("%s %s of %s", id, metric, runName)
+	if from != 0 || to != r.sc.Duration.D() {
+		what += fmt.Sprintf(" [%gs,%gs)", from.Seconds(), to.Seconds())
+	}
+	if d.HasArg("per") { // a ratio to the same metric of another run
+		var base string
+		d.ScanArgs(t, "per", &base)
+		if runs[base] == nil {
+			t.Fatalf("no run named %q", base)
+		}
+		got /= measure(runs[base], from, to)
+		what += " / " + base
+	}
+	var verdict string
+	var ok bool
+	switch {
+	case d.HasArg("want"):
+		want := floatArg(t, d, "want")
+		ok = math.Abs(got-want) <= tolerance*want
+		verdict = fmt.Sprintf("want %s ±15%%", fmtNum(want))
+	case d.HasArg("max"):
+		want := floatArg(t, d, "max")
+		ok = got <= want
+		verdict = fmt.Sprintf("want <= %s", fmtNum(want))
+	case d.HasArg("min"):
+		want := floatArg(t, d, "min")
+		ok = got >= want
+		verdict = fmt.Sprintf("want >= %s", fmtNum(want))
+	default:
+		t.Fatal("a claim needs want=, max= or min=")
+	}
+	if !ok {
+		return fmt.Sprintf("%s: %s, %s: OUT (seed %d)", what, fmtNum(got), verdict, r.sc.Seed), false
+	}
+	return fmt.Sprintf("%s: %s, %s: ok", what, fmtNum(got), verdict), true
+}
+
+func floatArg(t *testing.T, d *datadriven.TestData, key string) float64 {
+	var s string
+	d.ScanArgs(t, key, &s)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", key, s, err)
+	}
+	return f
+}
+
+func fmtNum(f float64) string {
+	return strings.TrimSuffix(strings.TrimRight(strconv.FormatFloat(f, 'f', 3, 64), "0"), ".")
+}
+
+// calMetrics measure one run between from and to (whole-run metrics
+// ignore the range).
+var calMetrics = map[string]func(r *calRun, from, to time.Duration) float64{
+	"p99-ms": func(r *calRun, from, to time.Duration) float64 {
+		return deref(r.w.rec.Between(from, to).RequestP99Ms())
+	},
+	"worst-window-p99-ms": func(r *calRun, _, _ time.Duration) float64 { return deref(r.s.Requests.WorstWindowP99Ms) },
+	"success-ratio": func(r *calRun, from, to time.Duration) float64 {
+		return deref(r.w.rec.Between(from, to).SuccessRatio())
+	},
+	"egress-peak-MBps": func(r *calRun, _, _ time.Duration) float64 { return deref(r.s.Egress.PeakBytesPerS) / 1e6 },
+	"leaderboard-max-staleness-s": func(r *calRun, _, _ time.Duration) float64 {
+		return deref(r.s.Leaderboard.MaxStalenessS)
+	},
+	// reconciles a second of one replica
+	"reconciles-per-s": func(r *calRun, from, to time.Duration) float64 {
+		op := r.w.delivery.(*bundleDelivery).op
+		total := int64(0)
+		for sec := int(from / time.Second); sec < int(to/time.Second) && sec < len(op.reconciles); sec++ {
+			total += op.reconciles[sec]
+		}
+		return float64(total) / (to - from).Seconds() / float64(len(op.live()))
+	},
+	// API requests a second of one replica, at the busiest 10 s
+	"api-rps-per-replica-peak": func(r *calRun, from, to time.Duration) float64 {
+		replicas := float64(len(r.w.delivery.(*bundleDelivery).op.live()))
+		peak := 0.0
+		for t := from; t+10*time.Second <= to; t += time.Second {
+			n, _ := r.w.rec.Between(t, t+10*time.Second).APIRequests()
+			peak = max(peak, float64(n)/10/replicas)
+		}
+		return peak
+	},
+	"api-429": func(r *calRun, from, to time.Duration) float64 {
+		_, throttled := r.w.rec.Between(from, to).APIRequests()
+		return float64(throttled)
+	},
+	"etcd-requests": func(r *calRun, _, _ time.Duration) float64 { return float64(r.w.etcd.served) },
+	"etcd-round-p99-ms": func(r *calRun, from, to time.Duration) float64 {
+		return deref(r.w.rec.Between(from, to).EtcdRoundP99Ms())
+	},
+	"propagation-p99-ms": func(r *calRun, _, _ time.Duration) float64 { return deref(r.s.Config.PropagationP99Ms) },
+}
+
+func deref(f *float64) float64 {
+	if f == nil {
+		return math.NaN()
+	}
+	return *f
+}
