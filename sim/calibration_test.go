@@ -181,15 +181,10 @@ var calMetrics = map[string]func(r *calRun, from, to time.Duration) float64{
 		}
 		return float64(total) / (to - from).Seconds() / float64(len(op.live()))
 	},
-	// API requests a second of one replica, at the busiest 10 s
-	"api-rps-per-replica-peak": func(r *calRun, from, to time.Duration) float64 {
-		replicas := float64(len(r.w.delivery.(*bundleDelivery).op.live()))
-		peak := 0.0
-		for t := from; t+10*time.Second <= to; t += time.Second {
-			n, _ := r.w.rec.Between(t, t+10*time.Second).APIRequests()
-			peak = max(peak, float64(n)/10/replicas)
-		}
-		return peak
+	// API requests a second of one replica
+	"api-rps-per-replica": func(r *calRun, from, to time.Duration) float64 {
+		n, _ := r.w.rec.Between(from, to).APIRequests()
+		return float64(n) / (to - from).Seconds() / float64(len(r.w.delivery.(*bundleDelivery).op.live()))
 	},
 	"api-429": func(r *calRun, from, to time.Duration) float64 {
 		_, throttled := r.w.rec.Between(from, to).APIRequests()

@@ -36,12 +36,12 @@ func newBundleDelivery(w *World) *bundleDelivery {
 		d.size *= w.sc.Model.Operator.GzipRatio
 		d.decompress = Time(w.sc.Model.Operator.GzipDecompress)
 	}
-	d.op.push = d.push
+	d.op.send = d.send
 	return d
 }
 
-// push sends p the bundle and calls done once p has unpacked it.
-func (d *bundleDelivery) push(now Time, p *pod, done func(Time)) {
+// send sends p the bundle and calls done once p has unpacked it.
+func (d *bundleDelivery) send(now Time, p *pod, done func(Time)) {
 	d.w.uplink.Send(now, d.size, func(at Time) {
 		d.w.eng.At(at+d.decompress, func(t Time, _ int64) { done(t) }, 0)
 	})
@@ -73,6 +73,7 @@ type streamDelivery struct {
 	w        *World
 	fragment float64
 	l2Read   Time
+	fanout   Time                    // from a write to the replicas' fan-out: its commit, then their read
 	version  []int                   // current version of each hunt
 	cached   []int                   // [node*hunts+hunt]: version in the node's L2; 0 = none
 	waiting  [][]func(Time, float64) // [node*hunts+hunt]: pods waiting on the agent's fetch
@@ -84,6 +85,7 @@ func newStreamDelivery(w *World) *streamDelivery {
 		w:        w,
 		fragment: float64(w.sc.Config.FragmentSize()),
 		l2Read:   Time(float64(Second) / w.sc.Reference.L2.ReadsPerSecond.PerSecond()),
+		fanout:   Time(w.sc.Model.Reference.StoreCommit + w.sc.Model.Reference.StoreRead),
 		version:  make([]int, hunts),
 		cached:   make([]int, nodes*hunts),
 		waiting:  make([][]func(Time, float64), nodes*hunts),
@@ -136,14 +138,16 @@ func (d *streamDelivery) change(now Time, hunts []int) {
 				continue
 			}
 			k, version := node*d.w.sc.Config.Hunts+h, d.version[h]
-			d.w.uplink.Send(now, d.fragment, func(at Time) {
-				d.cached[k] = max(d.cached[k], version)
-				for _, p := range receivers {
-					if p.phase == podReady {
-						d.w.rec.ConfigPropagated(dur(at + d.l2Read - now))
+			d.w.eng.At(now+d.fanout, func(t Time, _ int64) {
+				d.w.uplink.Send(t, d.fragment, func(at Time) {
+					d.cached[k] = max(d.cached[k], version)
+					for _, p := range receivers {
+						if p.phase == podReady {
+							d.w.rec.ConfigPropagated(dur(at + d.l2Read - now))
+						}
 					}
-				}
-			})
+				})
+			}, 0)
 		}
 	}
 }

@@ -2,12 +2,15 @@ package sim
 
 import "github.com/churnlab/churnlab/experiments/scenario"
 
-// etcdLeader is the control plane's etcd leader as a raft loop with group
-// commit. Requests wait while a batch is in progress; each batch takes
-// one WAL fsync and one round trip to the followers, plus the leader's
-// time for every request in it: a fixed cost per write or read, and the
-// bytes a read returns at the leader's read bandwidth. Under load batches
-// grow and the loop falls behind, and so do heartbeats (F10).
+// etcdLeader is the control plane's etcd leader. Writes go through the
+// raft loop, which commits them in batches (group commit): a batch takes
+// one WAL fsync and one round trip to the followers, plus a fixed
+// apply cost for each write.
+// Writes that arrive during a batch wait for the next. Reads are served
+// beside the loop by the MVCC store, one at a time: a fixed cost and the
+// bytes they return at the read bandwidth. Under read load requests
+// queue (the etcd saturation of L1); under write load the loop falls
+// behind, and so do its heartbeats (F10).
 //
 // Every heartbeat interval the leader starts a round (a heartbeat whose
 // ack needs the loop to be free, then one commit); a round longer than
@@ -18,10 +21,11 @@ type etcdLeader struct {
 	w        *World
 	m        scenario.EtcdModel
 	timeout  Time
-	pending  []etcdRequest
+	pending  []etcdRequest // writes waiting for the next batch
 	busy     bool
 	batchEnd Time
 	onCommit Action
+	readFree Time // when the MVCC store has served every read so far
 	campaign Time // when the last election started; rounds overrunning before its timeout belong to it
 	served   int64
 }
@@ -42,21 +46,23 @@ func (e *etcdLeader) start() {
 	e.w.eng.At(Time(e.w.sc.Cluster.Etcd.HeartbeatInterval), e.heartbeat, 0)
 }
 
-// write commits one write and calls done when it is applied.
+// write commits a write and calls done when it is applied.
 func (e *etcdLeader) write(now Time, done func(Time)) {
-	e.submit(now, Time(e.m.WriteCost), done)
+	e.pending = append(e.pending, etcdRequest{arrived: now, cost: Time(e.m.WriteCost), done: done})
+	if !e.busy {
+		e.startBatch(now)
+	}
 }
 
 // read serves a linearizable read returning bytes and calls done.
 func (e *etcdLeader) read(now Time, bytes float64, done func(Time)) {
-	e.submit(now, Time(e.m.ReadCost)+Time(bytes/e.m.ReadBandwidth.BytesPerSecond()*float64(Second)), done)
-}
-
-func (e *etcdLeader) submit(now Time, cost Time, done func(Time)) {
-	e.pending = append(e.pending, etcdRequest{arrived: now, cost: cost, done: done})
-	if !e.busy {
-		e.startBatch(now)
-	}
+	cost := Time(e.m.ReadCost) + Time(bytes/e.m.ReadBandwidth.BytesPerSecond()*float64(Second))
+	e.readFree = max(e.readFree, now) + cost
+	e.w.eng.At(e.readFree, func(t Time, _ int64) {
+		e.w.rec.EtcdRequest(dur(t - now))
+		e.served++
+		done(t)
+	}, 0)
 }
 
 func (e *etcdLeader) startBatch(now Time) {
@@ -69,8 +75,7 @@ func (e *etcdLeader) startBatch(now Time) {
 }
 
 func (e *etcdLeader) commit(now Time, n int64) {
-	batch := e.pending[:n]
-	for _, r := range batch {
+	for _, r := range e.pending[:n] {
 		e.w.rec.EtcdRequest(dur(now - r.arrived))
 		e.served++
 		r.done(now)

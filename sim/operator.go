@@ -21,9 +21,9 @@ type operator struct {
 	objectSize float64
 	retryAfter Time
 	reconciles []int64 // completed in each second, across replicas
-	generation int   // of the config the operator holds
+	generation int     // of the config the operator holds
 	lastChange configChange
-	push       func(now Time, p *pod, done func(Time)) // sends p the bundle
+	send       func(now Time, p *pod, done func(Time)) // sends p its bundle over the uplink
 }
 
 // configChange is the last config change, for measuring its propagation.
@@ -139,6 +139,9 @@ func (o *operator) sync(now Time, p *pod) {
 	})
 }
 
+// push sends p its bundle; done is called once p has it.
+func (o *operator) push(now Time, p *pod, done func(Time)) { o.send(now, p, done) }
+
 // change rewrites the given hunts: a new generation, which every pod's
 // next reconcile sends it.
 func (o *operator) change(now Time, hunts []int) {
@@ -175,25 +178,27 @@ func (o *operator) reconcile(now Time, r *operatorReplica, done func(Time)) {
 	next(now, 0)
 }
 
-// reload has the replica that owns p GET every config object, which
-// makes a new generation, then sends p the bundle: F4's reload on every
-// pod restart.
+// reload has the replica that owns p GET every config object, one after
+// another, which makes a new generation, then sends p the bundle: F4's
+// reload on every pod restart. Reloads and reconciles share the
+// replica's rate limiter, in the order they ask for tokens.
 func (o *operator) reload(now Time, p *pod, done func(Time)) {
 	live := o.live()
 	if len(live) == 0 {
 		return // no operator: the pod waits
 	}
 	r := live[p.id%len(live)]
-	left := o.objects
-	for range o.objects {
-		o.call(now, r, &apiCall{bytes: o.objectSize, done: func(t Time, _ bool) {
-			if left--; left == 0 {
-				o.generation++
-				p.generation = o.generation
-				o.push(t, p, done)
-			}
-		}})
+	var next func(at Time, left int)
+	next = func(at Time, left int) {
+		if left == 0 {
+			o.generation++
+			p.generation = o.generation
+			o.push(at, p, done)
+			return
+		}
+		o.call(at, r, &apiCall{bytes: o.objectSize, done: func(t Time, _ bool) { next(t, left-1) }})
 	}
+	next(now, o.objects)
 }
 
 // call sends c through r's client rate limiter to the API server. A 429

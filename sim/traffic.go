@@ -228,8 +228,11 @@ func (t *traffic) advance(now Time, _ int64) {
 	idle := 0 // ready pods with no backlog: identical, recorded together
 	for _, p := range rotation {
 		switch {
-		case p.phase != podReady || p.backlog > t.maxQueue:
+		case p.phase != podReady:
 			t.failSpread(now, refusedLatency, share, attemptShare)
+		case p.backlog > t.maxQueue: // shed, while the queue drains
+			t.failSpread(now, refusedLatency, share, attemptShare)
+			p.backlog = max(0, p.backlog-t.step)
 		case p.backlog == 0 && share < t.mu*t.step.Seconds():
 			idle++
 		default:

@@ -69,4 +69,3 @@ func (b Between) EgressBytes() float64 {
 	b.each(func(w *window) { total += w.egressBytes })
 	return total
 }
-

@@ -20,6 +20,16 @@ type Model struct {
 	Players     PlayerModel      `yaml:"players"`
 	Leaderboard LeaderboardModel `yaml:"leaderboard"`
 	Traffic     TrafficModel     `yaml:"traffic"`
+	Reference   ReferenceModel   `yaml:"reference"`
+}
+
+// ReferenceModel is what the reference service's parts cost.
+type ReferenceModel struct {
+	// A change is committed to the store (StoreCommit); each replica
+	// watching the store then reads the new fragment (StoreRead) and
+	// fans it out.
+	StoreCommit Duration `yaml:"storeCommit"`
+	StoreRead   Duration `yaml:"storeRead"`
 }
 
 // UplinkModel is the config uplink's protocol overhead.
@@ -132,19 +142,25 @@ func (s *Scenario) veltrix2023() {
 	set(s, "model.etcd.readCost", &m.Etcd.ReadCost, Duration(100*time.Microsecond))
 	set(s, "model.etcd.readBandwidth", &m.Etcd.ReadBandwidth, 240e6)
 
-	set(s, "model.operator.writesPerReconcile", &m.Operator.WritesPerReconcile, 1)                      // a status PATCH
+	set(s, "model.operator.writesPerReconcile", &m.Operator.WritesPerReconcile, 0)                      // F9: the reconcile only lists
 	set(s, "model.operator.gzipDecompress", &m.Operator.GzipDecompress, Duration(300*time.Millisecond)) // T4
 	set(s, "model.operator.gzipRatio", &m.Operator.GzipRatio, 450.0/2000)                               // T4: 2 MB -> 450 KB
 
-	// Kubelet liveness: 10 s initial delay, then 3 failures 10 s apart.
-	set(s, "model.pods.livenessDeadline", &m.Pods.LivenessDeadline, Duration(40*time.Second))
-	set(s, "model.pods.maxQueue", &m.Pods.MaxQueue, Duration(time.Second)) // fitted to F2's 1.2 s worst window
+	// A startup probe of 30 failures 10 s apart.
+	set(s, "model.pods.livenessDeadline", &m.Pods.LivenessDeadline, Duration(300*time.Second))
+	set(s, "model.pods.maxQueue", &m.Pods.MaxQueue, Duration(850*time.Millisecond)) // fitted to F2's 1.2 s worst window
 
 	set(s, "model.players.retries", &m.Players.Retries, 1)
 	set(s, "model.players.retryDelay", &m.Players.RetryDelay, Duration(500*time.Millisecond))
 
 	set(s, "model.leaderboard.period", &m.Leaderboard.Period, Duration(2*time.Second)) // A4
 	set(s, "model.leaderboard.opsPerUpdate", &m.Leaderboard.OpsPerUpdate, 20)
+
+	// A2: FoundationDB reads took 14 ms. A commit (read version,
+	// resolution, log fsync) is fitted to R8's 45 ms propagation: 28 ms,
+	// two reads' worth.
+	set(s, "model.reference.storeRead", &m.Reference.StoreRead, Duration(14*time.Millisecond))
+	set(s, "model.reference.storeCommit", &m.Reference.StoreCommit, Duration(28*time.Millisecond))
 
 	set(s, "model.traffic.mode", &m.Traffic.Mode, "aggregate")
 	set(s, "model.traffic.step", &m.Traffic.Step, Duration(50*time.Millisecond))
@@ -184,6 +200,8 @@ func (v *validator) model(m Model) {
 	v.duration("model.players.retryDelay", m.Players.RetryDelay, 0, Duration(time.Hour))
 	v.duration("model.leaderboard.period", m.Leaderboard.Period, 1, Duration(time.Hour))
 	v.intRange("model.leaderboard.opsPerUpdate", m.Leaderboard.OpsPerUpdate, 0, 1_000_000)
+	v.duration("model.reference.storeCommit", m.Reference.StoreCommit, 0, Duration(time.Minute))
+	v.duration("model.reference.storeRead", m.Reference.StoreRead, 0, Duration(time.Minute))
 	if !slices.Contains(TrafficModes, m.Traffic.Mode) {
 		v.failf("model.traffic.mode", "want one of %v, got %q", TrafficModes, m.Traffic.Mode)
 	}
