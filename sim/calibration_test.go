@@ -174,12 +174,7 @@ var calMetrics = map[string]func(r *calRun, from, to time.Duration) float64{
 	},
 	// reconciles a second of one replica
 	"reconciles-per-s": func(r *calRun, from, to time.Duration) float64 {
-		op := r.w.delivery.(*bundleDelivery).op
-		total := int64(0)
-		for sec := int(from / time.Second); sec < int(to/time.Second) && sec < len(op.reconciles); sec++ {
-			total += op.reconciles[sec]
-		}
-		return float64(total) / (to - from).Seconds() / float64(len(op.live()))
+		return r.w.ReconcileRate(Time(from), Time(to))
 	},
 	// API requests a second of one replica
 	"api-rps-per-replica": func(r *calRun, from, to time.Duration) float64 {

@@ -176,3 +176,17 @@ func (c *churn) fire(now Time, i int64) {
 
 // dur converts virtual time to the offset the recorder keys windows by.
 func dur(t Time) time.Duration { return time.Duration(t) }
+
+// ReconcileRate is the baseline operator's completed reconciles a second
+// per replica between from and to; zero for the reference system.
+func (w *World) ReconcileRate(from, to Time) float64 {
+	b, ok := w.delivery.(*bundleDelivery)
+	if !ok || to <= from {
+		return 0
+	}
+	total := int64(0)
+	for sec := int(from / Second); sec < int(to/Second) && sec < len(b.op.reconciles); sec++ {
+		total += b.op.reconciles[sec]
+	}
+	return float64(total) / (to - from).Seconds() / float64(max(1, len(b.op.live())))
+}

@@ -71,7 +71,7 @@ summary.json and timeseries.csv for each.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput{err} })
-	root.AddCommand(newSimCommand(stdout, stderr), newValidateCommand(stdout))
+	root.AddCommand(newSimCommand(stdout, stderr), newSweepCommand(stdout, stderr), newValidateCommand(stdout))
 	return root
 }
 
@@ -153,6 +153,70 @@ func newSimCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.Uint64Var(&seed, "seed", 0, "random seed (default: the scenario's seed)")
 	f.StringVar(&out, "out", "results", "results directory")
 	f.BoolVar(&checkDeterminism, "check-determinism", false, "run each system twice and fail on any byte difference")
+	return cmd
+}
+
+func newSweepCommand(stdout, stderr io.Writer) *cobra.Command {
+	opts := runner.SweepOptions{}
+	var system string
+	cmd := &cobra.Command{
+		Use:   "sweep -f FILE --param PATH --from A --to B --steps N [--system baseline|reference] [--out DIR]",
+		Short: "Simulate a scenario across one parameter, write sweep.csv and print the knee",
+		Long: `sweep runs the scenario once per value of one field, in parallel across
+cores (each point is its own deterministic run), writes
+<out>/<scenario>/sim/sweep.csv, and prints the knee: the first point where
+the worst-window p99 or the 429 rate departs from its low-load trend.
+
+Example, the reconcile rate of L1 through the reconcile interval:
+  churnlab sweep -f experiments/scenarios/steady.yaml \
+    --param baseline.reconcileInterval --from 9s --to 3s --steps 13`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := loadScenario(opts.File); err != nil {
+				return err
+			}
+			if opts.Param == "" {
+				return badInput{errors.New("missing --param PATH, e.g. --param baseline.reconcileInterval")}
+			}
+			systems, err := parseSystem(system)
+			if err != nil || len(systems) != 1 {
+				return badInput{fmt.Errorf("--system %q: want baseline or reference", system)}
+			}
+			opts.System, opts.Progress = systems[0], stderr
+			s, err := runner.RunSweep(opts)
+			var problems *scenario.Errors
+			if errors.As(err, &problems) {
+				return badInput{fmt.Errorf("--param %s: %w", opts.Param, err)}
+			}
+			if err != nil {
+				return badInput{err}
+			}
+			fmt.Fprintf(stdout, "%-14s %12s %10s %12s %8s %8s\n", opts.Param, "reconciles/s", "p99 ms", "worst p99", "429/s", "success")
+			for i, p := range s.Points {
+				mark := ""
+				if i == s.Knee {
+					mark = "  <- knee"
+				}
+				fmt.Fprintf(stdout, "%-14s %12.1f %10.1f %12.1f %8.2f %8.4f%s\n", p.Value, p.ReconcilesPerS, p.P99Ms, p.WorstP99Ms, p.Throttled429PS, p.SuccessRatio, mark)
+			}
+			if s.Knee < 0 {
+				fmt.Fprintf(stdout, "no knee: %s\n", s.Why)
+			} else {
+				k := s.Points[s.Knee]
+				fmt.Fprintf(stdout, "knee at %s=%s, %.1f reconciles/s per replica: %s\n", opts.Param, k.Value, k.ReconcilesPerS, s.Why)
+			}
+			fmt.Fprintf(stdout, "wrote %s\n", s.CSV)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.File, "file", "f", "", "scenario file")
+	f.StringVar(&opts.Param, "param", "", "scenario field to vary, as in error messages (e.g. cluster.pods)")
+	f.StringVar(&opts.From, "from", "", "first value, as the file would write it")
+	f.StringVar(&opts.To, "to", "", "last value, with the same unit")
+	f.IntVar(&opts.Steps, "steps", 10, "number of points, ends included")
+	f.StringVar(&system, "system", "baseline", "system to simulate: baseline or reference")
+	f.StringVar(&opts.OutDir, "out", "results", "results directory")
 	return cmd
 }
 

@@ -1,0 +1,245 @@
+package runner
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/churnlab/churnlab/experiments/metrics"
+	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/sim"
+)
+
+// SweepOptions is one parameter sweep: the scenario file run once per
+// value of Param, from From to To in Steps equal steps.
+type SweepOptions struct {
+	File     string
+	Param    string // a scenario field path, e.g. baseline.reconcileInterval
+	From, To string // values as the file would write them, e.g. 3s and 9s
+	Steps    int
+	System   sim.System
+	Workers  int       // parallel runs; default the number of CPUs
+	OutDir   string    // sweep.csv goes to OutDir/<scenario>/sim/
+	Progress io.Writer // nil for none
+}
+
+// SweepPoint is what one run of the sweep measured.
+type SweepPoint struct {
+	Value          string  // the parameter's value
+	ReconcilesPerS float64 // baseline operator, per replica, whole run
+	P99Ms          float64
+	WorstP99Ms     float64
+	Throttled429PS float64 // 429 answers a second
+	SuccessRatio   float64
+	EgressPeakMBps float64
+}
+
+// Sweep is a finished sweep.
+type Sweep struct {
+	Param  string
+	Points []SweepPoint
+	Knee   int // index of the first point off the low-load trend; -1 if none
+	Why    string
+	CSV    string // where sweep.csv was written
+}
+
+var number = regexp.MustCompile(`^([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)(.*)$`)
+
+// sweepValues interpolates from..to in steps points. Both must be a
+// number with the same unit suffix (3s and 9s, 120 and 240). Plain whole
+// numbers stay whole, as counts must; values with a unit may fall
+// between (4.5s).
+func sweepValues(from, to string, steps int) ([]string, error) {
+	mf, mt := number.FindStringSubmatch(from), number.FindStringSubmatch(to)
+	if mf == nil || mt == nil {
+		return nil, fmt.Errorf("--from %q --to %q: want numbers, with the same unit if any (e.g. 3s and 9s)", from, to)
+	}
+	if mf[2] != mt[2] {
+		return nil, fmt.Errorf("--from %q and --to %q have different units (%q, %q)", from, to, mf[2], mt[2])
+	}
+	if steps < 2 {
+		return nil, fmt.Errorf("--steps %d: want at least 2", steps)
+	}
+	a, _ := strconv.ParseFloat(mf[1], 64)
+	b, _ := strconv.ParseFloat(mt[1], 64)
+	whole := mf[2] == "" && !bytes.ContainsAny([]byte(mf[1]+mt[1]), ".eE")
+	var out []string
+	for i := range steps {
+		v := a + (b-a)*float64(i)/float64(steps-1)
+		if whole {
+			out = append(out, strconv.FormatInt(int64(math.Round(v)), 10)+mf[2])
+		} else {
+			out = append(out, strconv.FormatFloat(v, 'g', 6, 64)+mf[2])
+		}
+	}
+	return out, nil
+}
+
+// RunSweep runs the sweep, in parallel and deterministically per point
+// (each point is its own seeded run), writes sweep.csv and finds the knee.
+// Every value is loaded and validated before any run starts, so a bad
+// parameter fails at once with the scenario's own error.
+func RunSweep(opts SweepOptions) (*Sweep, error) {
+	values, err := sweepValues(opts.From, opts.To, opts.Steps)
+	if err != nil {
+		return nil, err
+	}
+	scenarios := make([]*scenario.Scenario, len(values))
+	for i, v := range values {
+		sc, err := scenario.Load(opts.File, scenario.Set{Path: opts.Param, Value: v})
+		if err != nil {
+			return nil, err
+		}
+		scenarios[i] = sc
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	system := opts.System
+	if system == "" {
+		system = sim.Baseline
+	}
+	points := make([]SweepPoint, len(values))
+	errs := make([]error, len(values))
+	progress := newProgress(opts.Progress)
+	var (
+		mu   sync.Mutex
+		done int
+		wg   sync.WaitGroup
+		next = make(chan int)
+	)
+	for range min(workers, len(values)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				points[i], errs[i] = sweepPoint(scenarios[i], system, values[i])
+				mu.Lock()
+				done++
+				progress.update(fmt.Sprintf("sweep %s", opts.Param), done, len(values), fmt.Sprintf("%d of %d points", done, len(values)))
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range values {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	s := &Sweep{Param: opts.Param, Points: points}
+	s.Knee, s.Why = findKnee(points)
+	s.CSV = filepath.Join(opts.OutDir, scenarios[0].Metadata.Name, "sim", "sweep.csv")
+	if err := writeFiles(filepath.Dir(s.CSV), resultFile{"sweep.csv", s.csv()}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func sweepPoint(sc *scenario.Scenario, system sim.System, value string) (SweepPoint, error) {
+	w, err := sim.NewWorld(sc, system, sc.Seed)
+	if err != nil {
+		return SweepPoint{}, err
+	}
+	w.RunUntil(w.End())
+	s := w.Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})
+	p := SweepPoint{
+		Value:          value,
+		ReconcilesPerS: w.ReconcileRate(0, w.End()),
+		P99Ms:          orZero(s.Requests.P99Ms),
+		WorstP99Ms:     orZero(s.Requests.WorstWindowP99Ms),
+		SuccessRatio:   orZero(s.Requests.SuccessRatio),
+		EgressPeakMBps: orZero(s.Egress.PeakBytesPerS) / 1e6,
+	}
+	if s.APIServer.Throttled429 != nil {
+		p.Throttled429PS = float64(*s.APIServer.Throttled429) / sc.Duration.D().Seconds()
+	}
+	return p, nil
+}
+
+func orZero(f *float64) float64 {
+	if f == nil {
+		return 0
+	}
+	return *f
+}
+
+// Knee tolerances: a point is off the low-load trend when it exceeds the
+// trend by half again, and by more than a floor that keeps noise in tiny
+// values from counting.
+const (
+	kneeRatio        = 1.5
+	kneeFloorP99Ms   = 10
+	kneeFloor429PerS = 0.5
+)
+
+// findKnee returns the first point where p99 or the 429 rate departs from
+// the trend of the low-load points (the first quarter of the sweep, at
+// least three), and says which and by how much. The trend is their
+// least-squares line, but never below their lowest value, so that a
+// falling start (p99 easing as capacity grows) does not read as a rise.
+func findKnee(points []SweepPoint) (int, string) {
+	k := max(3, len(points)/4)
+	if len(points) <= k {
+		return -1, fmt.Sprintf("too few points to fit a low-load trend (want more than %d)", k)
+	}
+	p99 := make([]float64, len(points))
+	rate := make([]float64, len(points))
+	for i, p := range points {
+		p99[i], rate[i] = p.WorstP99Ms, p.Throttled429PS
+	}
+	p99Trend, rateTrend := trend(p99[:k]), trend(rate[:k])
+	for i := k; i < len(points); i++ {
+		if t := p99Trend(i); p99[i] > t*kneeRatio && p99[i]-t > kneeFloorP99Ms {
+			return i, fmt.Sprintf("worst-window p99 %.1f ms against a trend of %.1f ms", p99[i], t)
+		}
+		if t := rateTrend(i); rate[i] > t*kneeRatio && rate[i]-t > kneeFloor429PerS {
+			return i, fmt.Sprintf("%.2f 429s a second against a trend of %.2f", rate[i], t)
+		}
+	}
+	return -1, "no point departs from the low-load trend"
+}
+
+// trend is the low-load trend of y: its least-squares line, floored at
+// its lowest value.
+func trend(y []float64) func(i int) float64 {
+	line, floor := linearFit(y), slices.Min(y)
+	return func(i int) float64 { return max(line(i), floor) }
+}
+
+// linearFit returns the least-squares line through (i, y[i]).
+func linearFit(y []float64) func(i int) float64 {
+	n := float64(len(y))
+	var sx, sy, sxx, sxy float64
+	for i, v := range y {
+		x := float64(i)
+		sx, sy, sxx, sxy = sx+x, sy+v, sxx+x*x, sxy+x*v
+	}
+	slope := 0.0
+	if d := n*sxx - sx*sx; d != 0 {
+		slope = (n*sxy - sx*sy) / d
+	}
+	intercept := (sy - slope*sx) / n
+	return func(i int) float64 { return intercept + slope*float64(i) }
+}
+
+func (s *Sweep) csv() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s,reconciles_per_s,p99_ms,worst_window_p99_ms,throttled_429_per_s,success_ratio,egress_peak_MBps,knee\n", s.Param)
+	for i, p := range s.Points {
+		fmt.Fprintf(&b, "%s,%.3f,%.3f,%.3f,%.3f,%.6f,%.3f,%t\n", p.Value, p.ReconcilesPerS, p.P99Ms, p.WorstP99Ms, p.Throttled429PS, p.SuccessRatio, p.EgressPeakMBps, i == s.Knee)
+	}
+	return b.Bytes()
+}
