@@ -67,8 +67,8 @@ lint: ## gofmt, go vet and staticcheck
 	go run $(STATICCHECK) ./...
 
 .PHONY: bench
-bench: ## engine benchmarks, BENCHCOUNT runs, summarised by benchstat into bench.txt
-	@echo "benchmarking the sim engine, $(BENCHCOUNT) runs of each (about $$(( $(BENCHCOUNT) * 5 )) s)"
+bench: ## simulator benchmarks (engine, restart storm at 1x and 10x), BENCHCOUNT runs, summarised by benchstat into bench.txt
+	@echo "benchmarking the simulator, $(BENCHCOUNT) runs of each (about $$(( $(BENCHCOUNT) * 8 )) s)"
 	go test -run '^$$' -bench . -count $(BENCHCOUNT) ./sim/ | tee bench.txt
 	go run $(BENCHSTAT) bench.txt
 

@@ -168,7 +168,8 @@ var calMetrics = map[string]func(r *calRun, from, to time.Duration) float64{
 	"success-ratio": func(r *calRun, from, to time.Duration) float64 {
 		return deref(r.w.rec.Between(from, to).SuccessRatio())
 	},
-	"egress-peak-MBps": func(r *calRun, _, _ time.Duration) float64 { return deref(r.s.Egress.PeakBytesPerS) / 1e6 },
+	"bytes-per-pod-start-KB": func(r *calRun, _, _ time.Duration) float64 { return deref(r.s.Egress.BytesPerPodStart) / 1e3 },
+	"egress-peak-MBps":       func(r *calRun, _, _ time.Duration) float64 { return deref(r.s.Egress.PeakBytesPerS) / 1e6 },
 	"leaderboard-max-staleness-s": func(r *calRun, _, _ time.Duration) float64 {
 		return deref(r.s.Leaderboard.MaxStalenessS)
 	},

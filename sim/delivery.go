@@ -40,9 +40,13 @@ func newBundleDelivery(w *World) *bundleDelivery {
 	return d
 }
 
-// send sends p the bundle and calls done once p has unpacked it.
+// send sends p the bundle and calls done once p has unpacked it. A pod
+// that is serving stops serving while it decompresses (T4).
 func (d *bundleDelivery) send(now Time, p *pod, done func(Time)) {
 	d.w.uplink.Send(now, d.size, func(at Time) {
+		if p.phase == podReady {
+			p.stall(at, d.decompress)
+		}
 		d.w.eng.At(at+d.decompress, func(t Time, _ int64) { done(t) }, 0)
 	})
 }

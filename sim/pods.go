@@ -32,6 +32,13 @@ type pod struct {
 	backlog    Time // work queued beyond what a step serves (aggregate traffic)
 }
 
+// stall stops p serving requests for d from now: work that blocks its
+// request loop. Its queue keeps filling meanwhile.
+func (p *pod) stall(now, d Time) {
+	p.queueEnd = max(p.queueEnd, now) + d
+	p.backlog += d
+}
+
 // cluster is the game Deployment and the nodes its pods land on. Like the
 // Deployment controller, it recreates every deleted pod and converges the
 // pod count on the desired replicas; a rolling update replaces pods within

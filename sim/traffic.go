@@ -23,7 +23,8 @@ const refusedLatency = Millisecond
 //
 // Two models share these rules: perRequest makes every request an event;
 // aggregate advances every pod's queue in fixed steps and records
-// latencies at quantiles of each step's M/M/1 sojourn distribution. A
+// latencies at quantiles of each step's sojourn distribution (of an
+// E_k/M/1 queue, see roundRobinQueue). A
 // test holds the two within 5% on p99.
 type traffic struct {
 	w          *World
@@ -43,6 +44,7 @@ type traffic struct {
 	carry      []float64 // fractional requests carried per latency bin
 	failCarry  float64
 	success    [2]counts // this second's and the last second's outcomes
+	sojourn    roundRobinQueue
 	successSec int64
 }
 
@@ -183,7 +185,37 @@ func (t *traffic) fail(now, latency Time, attempt int64) {
 
 // --- aggregate ---
 
-// sojournBins split an M/M/1 sojourn's distribution into slices of
+// roundRobinQueue gives the sojourn of one pod's queue behind the
+// round-robin balancer. Round robin over k pods turns Poisson arrivals
+// into Erlang-k arrivals at each pod, much smoother than Poisson, so each
+// pod is an E_k/M/1 queue. Its sojourn is exponential with rate
+// mu(1-sigma), where sigma is the root in (0,1) of
+// sigma = (1 + (1-sigma)/(k rho))^-k (Kleinrock, Queueing Systems I,
+// 6.4); sigma = rho for k = 1, the M/M/1 case. The last root is kept,
+// since steps repeat the same k and rho.
+type roundRobinQueue struct {
+	k           int
+	rho, result float64
+}
+
+func (q *roundRobinQueue) sigma(k int, rho float64) float64 {
+	if k == q.k && rho == q.rho {
+		return q.result
+	}
+	sigma := rho
+	for range 200 {
+		next := math.Pow(1+(1-sigma)/(float64(k)*rho), -float64(k))
+		if math.Abs(next-sigma) < 1e-9 {
+			sigma = next
+			break
+		}
+		sigma = next
+	}
+	q.k, q.rho, q.result = k, rho, sigma
+	return sigma
+}
+
+// sojournBins split an exponential sojourn's distribution into slices of
 // probability, each recorded at its middle quantile; they are finest in
 // the tail, where p99 is read.
 var sojournBins = func() []struct{ weight, quantile float64 } {
@@ -246,13 +278,13 @@ func (t *traffic) advance(now Time, _ int64) {
 }
 
 // serve records share requests arriving at each of pods pods whose
-// backlog is backlog, with the sojourn of an M/M/1 queue at the step's
+// backlog is backlog, with the sojourn of the pod's queue at the step's
 // utilization.
 func (t *traffic) serve(now, backlog Time, share float64, pods int, attemptShare []float64) {
 	n := share * float64(pods)
 	t.redis.served(now, n)
 	utilization := math.Min(share/(t.mu*t.step.Seconds()), 0.99)
-	mean := float64(Second) / (t.mu * (1 - utilization))
+	mean := float64(Second) / (t.mu * (1 - t.sojourn.sigma(len(t.w.lb.rotation), utilization)))
 	fixed := t.base + t.redis.perRequest + backlog
 	for i, b := range sojournBins {
 		latency := fixed + Time(b.quantile*mean)

@@ -1,0 +1,56 @@
+package sim
+
+import (
+	"math"
+	"testing"
+
+	"github.com/churnlab/churnlab/experiments/scenario"
+)
+
+// TestAggregateMatchesPerRequest: the aggregate traffic model, which the
+// full-scale runs use for speed, gives the same whole-run p99 as
+// simulating every request, within 5%, on the restart storm at 1/10
+// scale (18 pods at peak, 8.5k requests/s), for both systems.
+func TestAggregateMatchesPerRequest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates 5M requests one by one; run without -short")
+	}
+	p99 := map[string]map[System]float64{}
+	for _, mode := range scenario.TrafficModes {
+		sc, err := scenario.Load("../experiments/scenarios/restart-storm.yaml",
+			scenario.Set{Path: "model.traffic.mode", Value: mode},
+			scenario.Set{Path: "live.scale.pods", Value: "0.1"},
+			scenario.Set{Path: "live.scale.traffic", Value: "0.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc = sc.AtLiveScale()
+		p99[mode] = map[System]float64{}
+		for _, system := range Systems {
+			p99[mode][system] = *summarize(runWorld(t, sc, system, sc.Seed)).Requests.P99Ms
+		}
+	}
+	for _, system := range Systems {
+		exact, aggregate := p99["perRequest"][system], p99["aggregate"][system]
+		if math.Abs(aggregate-exact) > 0.05*exact {
+			t.Errorf("%s: p99 %.1f ms aggregate, %.1f ms per request: more than 5%% apart", system, aggregate, exact)
+		}
+	}
+}
+
+// TestRoundRobinQueue: with one pod the queue is M/M/1 (sigma = rho);
+// behind a balancer over many pods, arrivals are nearly regular and
+// sigma solves the D/M/1 equation sigma = exp(-(1-sigma)/rho).
+func TestRoundRobinQueue(t *testing.T) {
+	var q roundRobinQueue
+	if s := q.sigma(1, 0.7); math.Abs(s-0.7) > 1e-6 {
+		t.Errorf("sigma(k=1, rho=0.7) = %v, want 0.7", s)
+	}
+	s := q.sigma(10_000, 0.7)
+	if d := s - math.Exp(-(1-s)/0.7); math.Abs(d) > 1e-3 {
+		t.Errorf("sigma(k=10000, rho=0.7) = %v does not solve the D/M/1 equation (off by %v)", s, d)
+	}
+	if s >= 0.7 {
+		t.Errorf("sigma %v, want below rho: regular arrivals queue less than Poisson ones", s)
+	}
+}
