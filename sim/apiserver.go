@@ -7,12 +7,13 @@ package sim
 // level's queues, and beyond the queues they are answered 429 at once
 // (F11, T2).
 type apiServer struct {
-	w        *World
-	seats    int
-	queueLen int
-	overhead Time
-	inflight int
-	queue    []*apiCall
+	w          *World
+	seats      int
+	queueLen   int
+	overhead   Time
+	retryAfter Time
+	inflight   int
+	queue      []*apiCall
 }
 
 // apiCall is one request to kube-apiserver.
@@ -24,7 +25,7 @@ type apiCall struct {
 
 func newAPIServer(w *World) *apiServer {
 	m := w.sc.Model.APIServer
-	return &apiServer{w: w, seats: m.OperatorSeats, queueLen: m.QueueLength, overhead: Time(m.Overhead)}
+	return &apiServer{w: w, seats: m.OperatorSeats, queueLen: m.QueueLength, overhead: Time(m.Overhead), retryAfter: Time(m.RetryAfter)}
 }
 
 // submit admits c, queues it, or answers 429.
@@ -60,4 +61,23 @@ func (a *apiServer) serve(now Time, c *apiCall) {
 	} else {
 		a.w.etcd.read(now, c.bytes, finish)
 	}
+}
+
+// call sends c through a client's rate limiter to the API server. A 429
+// is retried after the server's Retry-After, as client-go does; c.done
+// is called once, when a try succeeds.
+func (a *apiServer) call(now Time, limiter *tokenBucket, c *apiCall) {
+	var try func(at Time) // at is the current time
+	try = func(at Time) {
+		a.w.eng.At(limiter.reserve(at), func(t Time, _ int64) {
+			a.submit(t, &apiCall{write: c.write, bytes: c.bytes, done: func(end Time, ok bool) {
+				if ok {
+					c.done(end, true)
+					return
+				}
+				a.w.eng.At(end+a.retryAfter, func(t Time, _ int64) { try(t) }, 0)
+			}})
+		}, 0)
+	}
+	try(now)
 }

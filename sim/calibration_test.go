@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -169,7 +170,23 @@ var calMetrics = map[string]func(r *calRun, from, to time.Duration) float64{
 		return deref(r.w.rec.Between(from, to).SuccessRatio())
 	},
 	"bytes-per-pod-start-KB": func(r *calRun, _, _ time.Duration) float64 { return deref(r.s.Egress.BytesPerPodStart) / 1e3 },
-	"egress-peak-MBps":       func(r *calRun, _, _ time.Duration) float64 { return deref(r.s.Egress.PeakBytesPerS) / 1e6 },
+	"peak-pods-reading": func(r *calRun, _, _ time.Duration) float64 {
+		return float64(r.w.delivery.(*bundleDelivery).peakPodsReading)
+	},
+	"max-ready-pods": func(r *calRun, _, _ time.Duration) float64 { return float64(r.w.cluster.peakReady) },
+	// median time from a container's start to its config
+	"config-fetch-p50-ms": func(r *calRun, _, _ time.Duration) float64 {
+		f := slices.Clone(r.w.cluster.fetchTimes)
+		if len(f) == 0 {
+			return math.NaN()
+		}
+		slices.Sort(f)
+		return float64(f[len(f)/2]) / float64(Millisecond)
+	},
+	"pods-without-config-at-end": func(r *calRun, _, _ time.Duration) float64 {
+		return float64(len(r.w.cluster.pods) - r.w.cluster.ready)
+	},
+	"egress-peak-MBps": func(r *calRun, _, _ time.Duration) float64 { return deref(r.s.Egress.PeakBytesPerS) / 1e6 },
 	"leaderboard-max-staleness-s": func(r *calRun, _, _ time.Duration) float64 {
 		return deref(r.s.Leaderboard.MaxStalenessS)
 	},

@@ -23,12 +23,25 @@ var (
 // scenario says so, at a decompression cost on the pod (T4). A config
 // change makes the operator reconcile every pod and send each the full
 // bundle again (F9).
+//
+// Two of the team's attempts change how a starting pod gets config. With
+// an emptyDir cache (T5) a pod that kept its volume reads it locally, and
+// a new pod fills it by reading every config object through its own API
+// client, all at once. With ConfigMaps and Helm (T6) there is no
+// operator: Helm renders each pod's entry into one shared ConfigMap,
+// which holds as many entries as fit under Kubernetes' 1 MiB limit; a pod
+// past that gets no config.
 type bundleDelivery struct {
 	w          *World
 	op         *operator
 	size       float64
 	decompress Time
+
+	podsReading, peakPodsReading int // pods filling an emptyDir cache from the API server at once
 }
+
+// configMapLimit is Kubernetes' limit on one ConfigMap.
+const configMapLimit = 1 << 20
 
 func newBundleDelivery(w *World) *bundleDelivery {
 	d := &bundleDelivery{w: w, op: newOperator(w), size: float64(w.sc.Config.TotalSize)}
@@ -37,6 +50,9 @@ func newBundleDelivery(w *World) *bundleDelivery {
 		d.decompress = Time(w.sc.Model.Operator.GzipDecompress)
 	}
 	d.op.send = d.send
+	if w.sc.Baseline.Delivery == "configMap" {
+		d.op.scale(0, 0) // Helm replaced the operator
+	}
 	return d
 }
 
@@ -51,7 +67,11 @@ func (d *bundleDelivery) send(now Time, p *pod, done func(Time)) {
 	})
 }
 
-func (d *bundleDelivery) preload(p *pod) { d.watch(0, p) }
+func (d *bundleDelivery) preload(p *pod) {
+	d.watch(0, p)
+	p.configMapEntry = d.w.sc.Baseline.Delivery == "configMap"
+	p.cachedConfig = d.w.sc.Baseline.ConfigCache == "emptyDir"
+}
 
 func (d *bundleDelivery) watch(now Time, p *pod) {
 	if !p.watched {
@@ -62,7 +82,65 @@ func (d *bundleDelivery) watch(now Time, p *pod) {
 
 func (d *bundleDelivery) fetch(now Time, p *pod, loaded func(Time, float64)) {
 	d.watch(now, p)
-	d.op.reload(now, p, func(t Time) { loaded(t, d.size) })
+	switch {
+	case d.w.sc.Baseline.Delivery == "configMap":
+		d.fromConfigMap(now, p, loaded)
+	case d.w.sc.Baseline.ConfigCache == "emptyDir" && p.cachedConfig:
+		loaded(now, 0) // the volume outlived the container
+	case d.w.sc.Baseline.ConfigCache == "emptyDir":
+		d.fillCache(now, p, loaded)
+	default:
+		d.op.reload(now, p, func(t Time) { loaded(t, d.size) })
+	}
+}
+
+// fillCache has p read every config object through its own client, all
+// at once, into its emptyDir volume.
+func (d *bundleDelivery) fillCache(now Time, p *pod, loaded func(Time, float64)) {
+	m := d.w.sc.Model.Pods
+	limiter := &tokenBucket{qps: m.ClientQPS.PerSecond(), burst: float64(m.ClientBurst), tokens: float64(m.ClientBurst), last: now}
+	left := d.op.objects
+	d.podsReading++
+	d.peakPodsReading = max(d.peakPodsReading, d.podsReading)
+	for range d.op.objects {
+		d.w.api.call(now, limiter, &apiCall{bytes: d.op.objectSize, done: func(t Time, _ bool) {
+			if left--; left == 0 {
+				d.podsReading--
+				d.w.uplink.Send(t, d.size, func(at Time) {
+					p.cachedConfig = true
+					loaded(at, d.size)
+				})
+			}
+		}})
+	}
+}
+
+// fromConfigMap renders p's entry into the shared ConfigMap with Helm, if
+// it fits, and has the kubelet read the ConfigMap. A pod whose entry does
+// not fit gets no config; it tries again when the kubelet restarts it.
+func (d *bundleDelivery) fromConfigMap(now Time, p *pod, loaded func(Time, float64)) {
+	entry := float64(d.w.sc.Model.Operator.ConfigMapEntry)
+	holders := 0
+	for _, q := range d.w.cluster.pods {
+		if q.configMapEntry {
+			holders++
+		}
+	}
+	if !p.configMapEntry && float64(holders+1)*entry > configMapLimit {
+		return // Helm: the ConfigMap would exceed 1 MiB
+	}
+	if !p.configMapEntry {
+		p.configMapEntry = true
+		holders++
+	}
+	size := float64(holders) * entry
+	m := d.w.sc.Model.Pods
+	kubelet := &tokenBucket{qps: m.ClientQPS.PerSecond(), burst: float64(m.ClientBurst), tokens: float64(m.ClientBurst), last: now}
+	d.w.eng.At(now+Time(d.w.sc.Model.Operator.HelmTemplating), func(t Time, _ int64) {
+		d.w.api.call(t, kubelet, &apiCall{bytes: size, done: func(t Time, _ bool) {
+			d.w.uplink.Send(t, size, func(at Time) { loaded(at, size) })
+		}})
+	}, 0)
 }
 
 func (d *bundleDelivery) change(now Time, hunts []int) { d.op.change(now, hunts) }

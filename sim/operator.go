@@ -19,7 +19,6 @@ type operator struct {
 	listBytes  float64 // what listing the config objects returns
 	objects    int
 	objectSize float64
-	retryAfter Time
 	reconciles []int64 // completed in each second, across replicas
 	generation int     // of the config the operator holds
 	lastChange configChange
@@ -49,7 +48,6 @@ func newOperator(w *World) *operator {
 		listBytes:  float64(w.sc.Config.TotalSize),
 		objects:    w.sc.Config.Objects,
 		objectSize: float64(w.sc.Config.TotalSize) / float64(w.sc.Config.Objects),
-		retryAfter: Time(m.APIServer.RetryAfter),
 	}
 	o.scale(0, b.Replicas)
 	return o
@@ -201,24 +199,9 @@ func (o *operator) reload(now Time, p *pod, done func(Time)) {
 	next(now, o.objects)
 }
 
-// call sends c through r's client rate limiter to the API server. A 429
-// is retried after the server's Retry-After, as client-go does; c.done
-// is called once, when a try succeeds.
+// call sends c through r's client rate limiter to the API server.
 func (o *operator) call(now Time, r *operatorReplica, c *apiCall) {
-	done := c.done
-	var try func(at Time) // at is the current time
-	try = func(at Time) {
-		o.w.eng.At(r.limiter.reserve(at), func(t Time, _ int64) {
-			o.w.api.submit(t, &apiCall{write: c.write, bytes: c.bytes, done: func(end Time, ok bool) {
-				if ok {
-					done(end, true)
-					return
-				}
-				o.w.eng.At(end+o.retryAfter, func(t Time, _ int64) { try(t) }, 0)
-			}})
-		}, 0)
-	}
-	try(now)
+	o.w.api.call(now, &r.limiter, c)
 }
 
 // tokenBucket is client-go's client-side rate limiter: qps tokens a

@@ -25,11 +25,14 @@ type pod struct {
 	inRotation bool // the load balancer sends it requests
 	watched    bool // the baseline operator runs its reconcile loop
 	generation int  // of the baseline operator's config the pod holds
-	container  int  // incarnation: the kubelet restarts the container when liveness fails
-	probeAt    Time // offset of its health checks within the check interval
-	reconcile  Time // offset of the operator's reconcile of it within the reconcile interval
-	queueEnd   Time // when its request queue drains (per-request traffic)
-	backlog    Time // work queued beyond what a step serves (aggregate traffic)
+
+	cachedConfig   bool // its emptyDir volume holds config (T5)
+	configMapEntry bool // its entry is in the shared ConfigMap (T6)
+	container      int  // incarnation: the kubelet restarts the container when liveness fails
+	probeAt        Time // offset of its health checks within the check interval
+	reconcile      Time // offset of the operator's reconcile of it within the reconcile interval
+	queueEnd       Time // when its request queue drains (per-request traffic)
+	backlog        Time // work queued beyond what a step serves (aggregate traffic)
 }
 
 // stall stops p serving requests for d from now: work that blocks its
@@ -52,6 +55,8 @@ type cluster struct {
 	podsOfHunt []int
 	desired    int
 	ready      int
+	peakReady  int
+	fetchTimes []Time // from each container start to its config
 	rollout    *rollout
 }
 
@@ -145,7 +150,8 @@ func (c *cluster) fetch(now Time, id int64) {
 	p.phase = podFetching
 	container := p.container
 	c.w.delivery.fetch(now, p, func(at Time, uplinkBytes float64) {
-		if p.container == container {
+		if p.container == container && p.phase == podFetching {
+			c.fetchTimes = append(c.fetchTimes, at-now)
 			c.loaded(at, p, uplinkBytes)
 		}
 	})
@@ -165,6 +171,7 @@ func (c *cluster) loaded(now Time, p *pod, uplinkBytes float64) {
 	}
 	p.phase = podReady
 	c.ready++
+	c.peakReady = max(c.peakReady, c.ready)
 	c.w.rec.PodConfigLoaded(dur(now), dur(now-p.created), uplinkBytes)
 	c.w.lb.ready(now, p)
 	c.recordPods(now)

@@ -126,6 +126,8 @@ func (s *Scenario) applyDefaults() {
 	set(s, "baseline.apiCallsPerReconcile", &b.APICallsPerReconcile, 1)                 // F9: a list of the config objects
 	set(s, "baseline.clientQPS", &b.ClientQPS, 50)                                      // F11
 	set(s, "baseline.clientBurst", &b.ClientBurst, 100)
+	set(s, "baseline.delivery", &b.Delivery, "operator")
+	set(s, "baseline.configCache", &b.ConfigCache, "none")
 
 	r := &s.Reference
 	set(s, "reference.replicas", &r.Replicas, 3)                          // R7
@@ -225,6 +227,12 @@ func (s *Scenario) validate(errs *Errors) {
 	v.intRange("baseline.apiCallsPerReconcile", b.APICallsPerReconcile, 1, 1000)
 	v.positive("baseline.clientQPS", float64(b.ClientQPS))
 	v.intRange("baseline.clientBurst", b.ClientBurst, 1, 1_000_000)
+	if !slices.Contains(Deliveries, b.Delivery) {
+		v.failf("baseline.delivery", "want one of %v, got %q", Deliveries, b.Delivery)
+	}
+	if !slices.Contains(ConfigCaches, b.ConfigCache) {
+		v.failf("baseline.configCache", "want one of %v, got %q", ConfigCaches, b.ConfigCache)
+	}
 
 	r := s.Reference
 	v.intRange("reference.replicas", r.Replicas, 1, 1000)

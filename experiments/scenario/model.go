@@ -70,6 +70,12 @@ type OperatorModel struct {
 	GzipDecompress Duration `yaml:"gzipDecompress"`
 	// GzipRatio is the compressed bundle's size over the plain one (T4).
 	GzipRatio float64 `yaml:"gzipRatio"`
+	// HelmTemplating is the time Helm takes to render a starting pod's
+	// config (T6).
+	HelmTemplating Duration `yaml:"helmTemplating"`
+	// ConfigMapEntry is the size of one pod's rendered config in the
+	// shared ConfigMap (T6).
+	ConfigMapEntry Bytes `yaml:"configMapEntry"`
 }
 
 // PodModel is the game pod's lifecycle.
@@ -81,6 +87,10 @@ type PodModel struct {
 	// MaxQueue is the work a pod queues before it sheds requests with a
 	// 503: its HTTP server's bounded backlog.
 	MaxQueue Duration `yaml:"maxQueue"`
+	// ClientQPS and ClientBurst rate-limit a pod's own API client, which
+	// fills an emptyDir config cache (T5).
+	ClientQPS   Rate `yaml:"clientQPS"`
+	ClientBurst int  `yaml:"clientBurst"`
 }
 
 // PlayerModel is how game clients behave when a request fails.
@@ -146,6 +156,13 @@ func (s *Scenario) veltrix2023() {
 	set(s, "model.operator.gzipDecompress", &m.Operator.GzipDecompress, Duration(300*time.Millisecond)) // T4
 	set(s, "model.operator.gzipRatio", &m.Operator.GzipRatio, 450.0/2000)                               // T4: 2 MB -> 450 KB
 
+	set(s, "model.operator.helmTemplating", &m.Operator.HelmTemplating, Duration(400*time.Millisecond)) // T6
+	// Fitted to T6: the 1 MiB ConfigMap limit held 32 pods' entries.
+	set(s, "model.operator.configMapEntry", &m.Operator.ConfigMapEntry, 1<<20/32)
+
+	// client-go's defaults.
+	set(s, "model.pods.clientQPS", &m.Pods.ClientQPS, 5)
+	set(s, "model.pods.clientBurst", &m.Pods.ClientBurst, 10)
 	// A startup probe of 30 failures 10 s apart.
 	set(s, "model.pods.livenessDeadline", &m.Pods.LivenessDeadline, Duration(300*time.Second))
 	set(s, "model.pods.maxQueue", &m.Pods.MaxQueue, Duration(850*time.Millisecond)) // fitted to F2's 1.2 s worst window
@@ -195,6 +212,10 @@ func (v *validator) model(m Model) {
 	v.duration("model.operator.gzipDecompress", m.Operator.GzipDecompress, 0, Duration(time.Hour))
 	v.floatRange("model.operator.gzipRatio", m.Operator.GzipRatio, 0.001, 1)
 	v.duration("model.pods.livenessDeadline", m.Pods.LivenessDeadline, 1, Duration(24*time.Hour))
+	v.duration("model.operator.helmTemplating", m.Operator.HelmTemplating, 0, Duration(time.Hour))
+	v.positive("model.operator.configMapEntry", float64(m.Operator.ConfigMapEntry))
+	v.positive("model.pods.clientQPS", float64(m.Pods.ClientQPS))
+	v.intRange("model.pods.clientBurst", m.Pods.ClientBurst, 1, 1_000_000)
 	v.duration("model.pods.maxQueue", m.Pods.MaxQueue, 0, Duration(time.Hour))
 	v.intRange("model.players.retries", m.Players.Retries, 0, 100)
 	v.duration("model.players.retryDelay", m.Players.RetryDelay, 0, Duration(time.Hour))

@@ -106,7 +106,21 @@ type Baseline struct {
 	ClientQPS            Rate     `yaml:"clientQPS"`            // client-side rate limit per replica
 	ClientBurst          int      `yaml:"clientBurst"`
 	Gzip                 bool     `yaml:"gzip"` // compress the bundle; cold pods pay to decompress
+	// Delivery is how pods get config: operator (the operator sends the
+	// bundle, F4) or configMap (Helm renders each pod's config into one
+	// shared ConfigMap, which the kubelet mounts, T6).
+	Delivery string `yaml:"delivery"`
+	// ConfigCache is none, or emptyDir: a pod keeps its config in a
+	// volume that survives container restarts, and a new pod fills it by
+	// reading every config object from the API server itself (T5).
+	ConfigCache string `yaml:"configCache"`
 }
+
+// Deliveries lists the valid values of Baseline.Delivery.
+var Deliveries = []string{"operator", "configMap"}
+
+// ConfigCaches lists the valid values of Baseline.ConfigCache.
+var ConfigCaches = []string{"none", "emptyDir"}
 
 // Reference is the streaming config service.
 type Reference struct {
