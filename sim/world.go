@@ -75,8 +75,9 @@ func NewWorld(sc *scenario.Scenario, system System, seed uint64) (*World, error)
 	return w, nil
 }
 
-// RunUntil advances the run to t, or to its end if that comes first.
-func (w *World) RunUntil(t Time) { w.eng.RunUntil(min(t, w.End())) }
+// RunUntil advances the run to t, or to its end if that comes first. A
+// run covers [0, End): events due at End belong to no window of it.
+func (w *World) RunUntil(t Time) { w.eng.RunUntil(min(t, w.End()-1)) }
 
 // Now returns the run's virtual time.
 func (w *World) Now() Time { return w.eng.Now() }

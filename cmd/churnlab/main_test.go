@@ -96,8 +96,8 @@ func TestSimWritesBothSystems(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rows := strings.Count(string(series), "\n"); rows != 301 {
-			t.Errorf("%s: timeseries.csv has %d lines, want a header and 300 one-second rows", system, rows)
+		if rows := strings.Count(string(series), "\n"); rows != 601 {
+			t.Errorf("%s: timeseries.csv has %d lines, want a header and 600 one-second rows (10 min)", system, rows)
 		}
 		leftovers, _ := filepath.Glob(filepath.Join(dir, ".*"))
 		if len(leftovers) > 0 {
