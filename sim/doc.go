@@ -7,23 +7,37 @@
 // (forbidden_test.go enforces this). The same scenario and seed give
 // byte-identical results; runners do all I/O.
 //
-// The model set so far, each a mechanism rather than a curve fit:
+// The models, each a mechanism rather than a curve fit; their constants
+// are the scenario's model section, filled from the profile veltrix-2023
+// (experiments/scenario/model.go says where each comes from):
 //   - uplink.go: the config uplink, processor-sharing among active
-//     transfers (F5, F6).
-//   - pods.go: the game Deployment; pods start, fetch config, become ready;
-//     autoscale, restart storms and rolling updates.
+//     transfers, at the payload share of its bits (F5, F6).
+//   - pods.go: the game Deployment; pods start, fetch config, become
+//     ready; a pod still without config at its liveness deadline is
+//     restarted; autoscale, restart storms and rolling updates.
 //   - balancer.go: the load balancer's active health checks; a deleted pod
 //     keeps getting (failing) requests until its checks fail (F7).
-//   - traffic.go: Poisson game requests into per-pod FIFO queues, with an
-//     M/M/1 Redis term and a client timeout.
-//   - delivery.go: how each system delivers config: the baseline's full
-//     bundle per pod start and per reconcile, or the reference's
-//     per-node agent with an L2 cache keyed by hunt and version.
+//   - traffic.go: game requests into per-pod FIFO queues behind the
+//     round-robin balancer, with load shedding, a client timeout, player
+//     retries and a Redis term; per request, or in aggregate steps with
+//     an E_k/M/1 sojourn (within 5% of per request on p99).
+//   - operator.go: the Veltrix-like operator: per-pod reconcile loops in
+//     every replica, a reload of every config object on every pod start,
+//     and the bundle re-sent on every new generation, all through each
+//     replica's client-side rate limiter (F4, F9, F11, T2, T3).
+//   - apiserver.go: kube-apiserver's API Priority and Fairness seats and
+//     queues, answering 429 past them (F11, T2, T5).
+//   - etcd.go: the etcd leader: writes through a group-commit raft loop
+//     whose backlog delays heartbeats, reads beside it (F10, L1).
+//   - delivery.go: how each system delivers config: the baseline's bundle
+//     (or its emptyDir cache, T5, or ConfigMaps and Helm, T6), or the
+//     reference's per-node agent with an L2 cache keyed by hunt and
+//     version, fed after the store's commit and the replicas' read (R8).
+//   - leaderboard.go: the leaderboard job, which publishes only when every
+//     one of its reads succeeds (F8).
 //
-// The kube-apiserver (APF), etcd, the operator's reconcile load, the
-// leaderboard and the reference service's replicas and store are not
-// modelled yet; their summary.json keys stay null, and Unmodelled names
-// the timeline events a scenario asks for that this set ignores.
+// Unmodelled names the timeline events a scenario asks for that this set
+// ignores (reference replica kills and store outages).
 //
 //	w, err := sim.NewWorld(sc, sim.Baseline, sc.Seed)
 //	w.RunUntil(w.End())
