@@ -116,7 +116,7 @@ func (s *Scenario) applyDefaults() {
 	set(s, "workload.healthCheck.passThreshold", &w.HealthCheck.PassThreshold, 2)
 
 	set(s, "config.totalSize", &s.Config.TotalSize, 2_000_000) // F5: 2 MB
-	set(s, "config.objects", &s.Config.Objects, 40)            // 50 KB each
+	set(s, "config.objects", &s.Config.Objects, 80)            // 25 KB each, as restart-storm.yaml
 	set(s, "config.hunts", &s.Config.Hunts, 20)
 
 	b := &s.Baseline
