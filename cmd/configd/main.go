@@ -46,7 +46,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	fs := flag.NewFlagSet("configd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		storeKind     = fs.String("store", "bbolt", "config store: bbolt (embedded, one replica) or etcd (shared by replicas)")
+		storeKind     = fs.String("store", "bbolt", "config store: bbolt (embedded, one replica), etcd (shared by replicas) or foundationdb (built with -tags fdb)")
+		fdbCluster    = fs.String("fdb-cluster-file", "", "foundationdb: cluster file (default: the client's default)")
 		dataDir       = fs.String("data", "", "bbolt: directory of configd.db")
 		etcdEndpoints = fs.String("etcd-endpoints", "", "etcd: comma-separated client URLs")
 		listen        = fs.String("listen", "127.0.0.1:7070", "gRPC address")
@@ -91,9 +92,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		}
 		st, err = store.OpenEtcd(strings.Split(*etcdEndpoints, ","))
 	case "foundationdb":
-		return bad("--store foundationdb: this configd was built without the fdb build tag (it needs the FoundationDB C client)")
+		st, err = openFDB(*fdbCluster)
 	default:
-		return bad("--store %q: want bbolt or etcd", *storeKind)
+		return bad("--store %q: want bbolt, etcd or foundationdb", *storeKind)
 	}
 	if err != nil {
 		return bad("%v", err)

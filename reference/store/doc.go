@@ -6,8 +6,11 @@
 //   - etcd: shared by several replicas, which each Sync from it and fan
 //     the changes out to their own streams (OpenEtcd); a hunt's version is
 //     its key's mod revision;
-//   - FoundationDB (R4), behind the build tag fdb, which needs the
-//     FoundationDB C client and so is not built here or in CI.
+//   - FoundationDB (R4, OpenFDB), behind the build tag fdb, which needs
+//     the FoundationDB C client and so is not built here or in CI; a
+//     hunt's version is its last write's commit version, and Sync follows
+//     a versionstamped change log. TestFDBStoreCompiles type-checks it
+//     against the bindings with cgo faked; it has never run.
 //
 // Sync returns every hunt and then every later change, with no gap
 // between the two, so a replica's view converges on the store's.

@@ -29,7 +29,9 @@ type Etcd struct {
 
 var _ Store = (*Etcd)(nil)
 
-type etcdRecord struct {
+// record is a hunt as the etcd and FoundationDB stores keep it; its
+// version is the store's own (a mod revision, a commit version).
+type record struct {
 	Labels   map[string]string `json:"labels"`
 	Fragment []byte            `json:"fragment"`
 }
@@ -59,7 +61,7 @@ func (e *Etcd) Put(ctx context.Context, id string, labels map[string]string, fra
 	if err != nil {
 		return 0, err
 	}
-	data, err := json.Marshal(etcdRecord{Labels: labels, Fragment: fragment})
+	data, err := json.Marshal(record{Labels: labels, Fragment: fragment})
 	if err != nil {
 		return 0, err
 	}
@@ -151,7 +153,7 @@ func etcdEvent(ev *clientv3.Event) (Event, error) {
 
 func decodeEtcd(kv *mvccpb.KeyValue) (Hunt, error) {
 	id := strings.TrimPrefix(string(kv.Key), etcdPrefix)
-	var r etcdRecord
+	var r record
 	if err := json.Unmarshal(kv.Value, &r); err != nil {
 		return Hunt{}, fmt.Errorf("store: hunt %s is corrupt: %w", id, err)
 	}
