@@ -77,8 +77,9 @@ bench-fanout: controlplane ## configd vs plain etcd watches fan-out, 180/1000/10
 	go test -run '^$$' -bench 'Fanout/streams=' -benchtime 20x -timeout 20m ./reference/ | tee bench-fanout.txt
 
 .PHONY: fuzz
-fuzz: ## fuzz the scenario loader and the Watch request handling, FUZZTIME each (default 2m)
+fuzz: ## fuzz the scenario loader, its path=value overrides and the Watch request handling, FUZZTIME each (default 2m)
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./experiments/scenario/
+	go test -run '^$$' -fuzz FuzzSet -fuzztime $(FUZZTIME) ./experiments/scenario/
 	go test -run '^$$' -fuzz FuzzWatchRequest -fuzztime $(FUZZTIME) ./reference/server/
 
 .PHONY: update-golden

@@ -262,7 +262,7 @@ func TestAtLiveScaleKeepsRatios(t *testing.T) {
 
 // FuzzParse feeds the loader arbitrary bytes. It must never panic; a
 // scenario it accepts must validate; every problem it reports must name
-// the file and say something.
+// a file (the fuzzed one, or one it extends) and say something.
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/*.yaml")
 	shipped, _ := filepath.Glob("../scenarios/*.yaml")
@@ -286,8 +286,43 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error is not a non-empty *Errors: %T %v", err, err)
 		}
 		for _, fe := range list.List {
-			if fe.File != "fuzz.yaml" || fe.Msg == "" {
+			if fe.File == "" || fe.Msg == "" {
 				t.Fatalf("problem without file or message: %#v", fe)
+			}
+		}
+	})
+}
+
+// FuzzSet overrides a field of a valid scenario with an arbitrary path
+// and value, as `churnlab sweep --param` and calibration runs do. It must
+// never panic; an accepted override must validate; a rejected one must
+// say what is wrong and where.
+func FuzzSet(f *testing.F) {
+	base, err := os.ReadFile("testdata/valid-every-event.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range [][2]string{
+		{"baseline.replicas", "12"}, {"events[0].at", "30s"}, {"model.etcd.fsync", "2ms"},
+		{"cluster", "3"}, {"events[99].at", "1s"}, {"a..b", "x"}, {"x[", "1"}, {"metadata.name", "Bad Name"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, path, value string) {
+		s, err := Parse("fuzz.yaml", base, Set{Path: path, Value: value})
+		if err == nil {
+			if verr := s.Validate(); verr != nil {
+				t.Fatalf("set %q=%q accepted but Validate rejects it: %v", path, value, verr)
+			}
+			return
+		}
+		var list *Errors
+		if !errors.As(err, &list) || len(list.List) == 0 {
+			t.Fatalf("set %q=%q: error is not a non-empty *Errors: %T %v", path, value, err, err)
+		}
+		for _, fe := range list.List {
+			if fe.File != "fuzz.yaml" || fe.Msg == "" {
+				t.Fatalf("set %q=%q: problem without file or message: %#v", path, value, fe)
 			}
 		}
 	})
