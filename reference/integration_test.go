@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/churnlab/churnlab/experiments/controlplane"
@@ -25,9 +26,11 @@ import (
 // connections cut, no goodbye to the streams.
 type replica struct {
 	addr, etcd string
+	storeCheck time.Duration // 0 for the server's default
 	mu         sync.Mutex
 	g          *grpc.Server
 	st         store.Store
+	reg        *prometheus.Registry
 	cancel     context.CancelFunc
 	done       chan struct{}
 }
@@ -38,7 +41,8 @@ func (r *replica) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.New(server.Options{Store: st})
+	reg := prometheus.NewRegistry()
+	s, err := server.New(server.Options{Store: st, Registry: reg, StoreCheck: r.storeCheck})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +64,7 @@ func (r *replica) start(t *testing.T) {
 	r.addr = l.Addr().String()
 	go g.Serve(l) //nolint:errcheck // ends with Stop
 	r.mu.Lock()
-	r.g, r.st, r.cancel, r.done = g, st, cancel, done
+	r.g, r.st, r.reg, r.cancel, r.done = g, st, reg, cancel, done
 	r.mu.Unlock()
 }
 
@@ -123,66 +127,8 @@ func TestReplicasAgentsAndAKill(t *testing.T) {
 		t.Cleanup(replicas[i].kill)
 	}
 
-	type record struct {
-		mu         sync.Mutex
-		last       map[string]uint64
-		backwards  []string
-		trespasses []string
-	}
-	runCtx, stopAgents := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { stopAgents(); wg.Wait() })
-	fleet := make([]*agent.Agent, agents)
-	records := make([]*record, agents)
-	wants := make([][]string, agents)
-	for i := range agents {
-		l2, err := cache.OpenL2(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := []string{fmt.Sprintf("h-%d", i%hunts), fmt.Sprintf("h-%d", (i+7)%hunts)}
-		rec := &record{last: map[string]uint64{}}
-		endpoints := []string{replicas[i%3].addr, replicas[(i+1)%3].addr, replicas[(i+2)%3].addr}
-		a, err := agent.New(agent.Options{
-			Endpoints: endpoints, Node: fmt.Sprintf("node-%d", i), L2: l2, Seed: uint64(i),
-			BackoffMin: 20 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
-			OnUpdate: func(hunt string, v uint64) {
-				rec.mu.Lock()
-				defer rec.mu.Unlock()
-				if hunt != want[0] && hunt != want[1] {
-					rec.trespasses = append(rec.trespasses, hunt)
-				}
-				if v < rec.last[hunt] {
-					rec.backwards = append(rec.backwards, fmt.Sprintf("%s %d after %d", hunt, v, rec.last[hunt]))
-				}
-				rec.last[hunt] = v
-			},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fleet[i], records[i], wants[i] = a, rec, want
-		wg.Add(1)
-		go func() { defer wg.Done(); a.Run(runCtx) }() //nolint:errcheck // nil when ctx ends
-	}
-	// Every agent's two pods start.
-	acquireCtx, cancelAcquire := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelAcquire()
-	var acquireErrs sync.Map
-	var acq sync.WaitGroup
-	for i, a := range fleet {
-		for p, h := range wants[i] {
-			acq.Add(1)
-			go func() {
-				defer acq.Done()
-				if _, _, err := a.Acquire(acquireCtx, fmt.Sprintf("pod-%d-%d", i, p), h); err != nil {
-					acquireErrs.Store(fmt.Sprintf("agent %d pod %d", i, p), err)
-				}
-			}()
-		}
-	}
-	acq.Wait()
-	acquireErrs.Range(func(k, v any) bool { t.Errorf("%s: %v", k, v); return true })
+	fleet := startFleet(t, agents, hunts, replicas)
+	fleet.startPods(t)
 
 	// 50 changes; replica 0 dies after the 15th and comes back after the 35th.
 	rng := rand.New(rand.NewPCG(seed, 1))
@@ -202,14 +148,115 @@ func TestReplicasAgentsAndAKill(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	// Convergence.
-	deadline := time.Now().Add(60 * time.Second)
+	fleet.converge(t, latest, 60*time.Second)
+	fleet.checkHistory(t)
+	failedOver := 0
+	for _, a := range fleet.agents {
+		if a.Stats().Failovers > 0 {
+			failedOver++
+		}
+	}
+	t.Logf("%d agents converged on %d hunts after %d changes; %d of them failed over", agents, hunts, changes, failedOver)
+	if onFirst := agents / 3; failedOver < onFirst {
+		t.Errorf("%d agents failed over; the %d that streamed from the killed replica all had to", failedOver, onFirst)
+	}
+}
+
+// fleet is a set of agents, each with its own L2 and two pods of two
+// hunts, spread over the replicas, recording every update they get.
+type fleet struct {
+	agents  []*agent.Agent
+	wants   [][]string
+	records []*updateRecord
+}
+
+// updateRecord is what one agent received, to check that versions never
+// went backwards and no hunt outside its selector arrived.
+type updateRecord struct {
+	mu         sync.Mutex
+	last       map[string]uint64
+	backwards  []string
+	trespasses []string
+}
+
+// startFleet starts n agents until the test ends. Agent i wants hunts
+// h-(i mod hunts) and h-((i+7) mod hunts) and lists the replicas
+// starting from replica i mod 3.
+func startFleet(t *testing.T, n, hunts int, replicas []*replica) *fleet {
+	t.Helper()
+	runCtx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { stop(); wg.Wait() })
+	f := &fleet{}
+	for i := range n {
+		l2, err := cache.OpenL2(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{fmt.Sprintf("h-%d", i%hunts), fmt.Sprintf("h-%d", (i+7)%hunts)}
+		rec := &updateRecord{last: map[string]uint64{}}
+		var endpoints []string
+		for k := range replicas {
+			endpoints = append(endpoints, replicas[(i+k)%len(replicas)].addr)
+		}
+		a, err := agent.New(agent.Options{
+			Endpoints: endpoints, Node: fmt.Sprintf("node-%d", i), L2: l2, Seed: uint64(i),
+			BackoffMin: 20 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
+			OnUpdate: func(hunt string, v uint64) {
+				rec.mu.Lock()
+				defer rec.mu.Unlock()
+				if hunt != want[0] && hunt != want[1] {
+					rec.trespasses = append(rec.trespasses, hunt)
+				}
+				if v < rec.last[hunt] {
+					rec.backwards = append(rec.backwards, fmt.Sprintf("%s %d after %d", hunt, v, rec.last[hunt]))
+				}
+				rec.last[hunt] = v
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.agents, f.records, f.wants = append(f.agents, a), append(f.records, rec), append(f.wants, want)
+		wg.Add(1)
+		go func() { defer wg.Done(); a.Run(runCtx) }() //nolint:errcheck // nil when ctx ends
+	}
+	return f
+}
+
+// startPods starts every agent's two pods, pod-<agent>-<0|1>, and fails
+// the test for each that gets no config within a minute.
+func (f *fleet) startPods(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var errs sync.Map
+	var wg sync.WaitGroup
+	for i, a := range f.agents {
+		for p, h := range f.wants[i] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, _, err := a.Acquire(ctx, fmt.Sprintf("pod-%d-%d", i, p), h); err != nil {
+					errs.Store(fmt.Sprintf("agent %d pod %d", i, p), err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	errs.Range(func(k, v any) bool { t.Errorf("%s: %v", k, v); return true })
+}
+
+// converge waits until every agent has the newest version of both its
+// hunts, and fails the test if that takes longer than within.
+func (f *fleet) converge(t *testing.T, latest map[string]uint64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for {
-		behind := 0
-		example := ""
-		for i, a := range fleet {
+		behind, example := 0, ""
+		for i, a := range f.agents {
 			have := a.Versions()
-			for _, h := range wants[i] {
+			for _, h := range f.wants[i] {
 				if have[h] != latest[h] {
 					behind++
 					example = fmt.Sprintf("agent %d has %s at %d, newest %d", i, h, have[h], latest[h])
@@ -217,14 +264,20 @@ func TestReplicasAgentsAndAKill(t *testing.T) {
 			}
 		}
 		if behind == 0 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d agent hunts not at the newest version after 60 s, e.g. %s (seed %d)", behind, example, seed)
+			t.Fatalf("%d agent hunts not at the newest version after %s, e.g. %s", behind, within, example)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for i, rec := range records {
+}
+
+// checkHistory fails the test for every agent that saw a version go
+// backwards or got a hunt outside its selector.
+func (f *fleet) checkHistory(t *testing.T) {
+	t.Helper()
+	for i, rec := range f.records {
 		rec.mu.Lock()
 		if len(rec.backwards) > 0 {
 			t.Errorf("agent %d saw versions go backwards: %v", i, rec.backwards)
@@ -233,15 +286,5 @@ func TestReplicasAgentsAndAKill(t *testing.T) {
 			t.Errorf("agent %d received hunts outside its selector: %v", i, rec.trespasses)
 		}
 		rec.mu.Unlock()
-	}
-	failedOver := 0
-	for _, a := range fleet {
-		if a.Stats().Failovers > 0 {
-			failedOver++
-		}
-	}
-	t.Logf("%d agents converged on %d hunts after %d changes; %d of them failed over", agents, hunts, changes, failedOver)
-	if onFirst := agents / 3; failedOver < onFirst {
-		t.Errorf("%d agents failed over; the %d that streamed from the killed replica all had to", failedOver, onFirst)
 	}
 }

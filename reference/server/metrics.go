@@ -45,6 +45,15 @@ func newServerMetrics(reg *prometheus.Registry, s *Server) *serverMetrics {
 			l1(func(_, bytes int, _, _ uint64) float64 { return float64(bytes) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "configd_hunts", Help: "Hunts in this replica's index."},
 			func() float64 { s.mu.Lock(); defer s.mu.Unlock(); return float64(len(s.hunts)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "configd_store_up", Help: "1 if the config store answered the last check, 0 if this replica is cut off from it."},
+			func() float64 {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				if s.storeUp {
+					return 1
+				}
+				return 0
+			}),
 	)
 	return m
 }

@@ -31,6 +31,7 @@ type Options struct {
 	MaxFragmentBytes int                  // Put refuses larger fragments; default 1 MiB
 	Backlog          int                  // changes kept for streams that fall behind; one further behind resyncs; default 1024
 	Keepalive        time.Duration        // server pings idle connections this often; default 30 s (R7)
+	StoreCheck       time.Duration        // the store is pinged this often, and must answer within it; default 1 s
 	Registry         *prometheus.Registry // metrics go here; default a new one
 	Logger           *slog.Logger
 	// Now tells the time; configurable so that tests can control it.
@@ -48,9 +49,10 @@ type Server struct {
 	health   *health.Server
 	metrics  *serverMetrics
 
-	mu     sync.Mutex
-	hunts  map[string]huntState // the index, synced from the store
-	synced bool
+	mu      sync.Mutex
+	hunts   map[string]huntState // the index, synced from the store
+	synced  bool
+	storeUp bool // the last store check succeeded
 	// backlog is a ring of the last Options.Backlog changes, shared by
 	// every stream: each keeps only its position, so a stream costs no
 	// queue of its own, and one that stalls costs nothing but its place.
@@ -86,6 +88,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Keepalive == 0 {
 		opts.Keepalive = 30 * time.Second
 	}
+	if opts.StoreCheck == 0 {
+		opts.StoreCheck = time.Second
+	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
@@ -106,6 +111,7 @@ func New(opts Options) (*Server, error) {
 		shutdown: make(chan struct{}),
 		backlog:  make([]*notice, opts.Backlog),
 		wake:     make(chan struct{}),
+		storeUp:  true,
 	}
 	s.metrics = newServerMetrics(opts.Registry, s)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -136,6 +142,9 @@ func (s *Server) Register(g *grpc.Server) {
 // applies every change, and syncs again whenever the change stream ends.
 // The server reports SERVING once the first sync is done.
 func (s *Server) Run(ctx context.Context) error {
+	checked := make(chan struct{})
+	go func() { s.checkStore(ctx); close(checked) }()
+	defer func() { <-checked }()
 	for ctx.Err() == nil {
 		snapshot, events, err := s.opts.Store.Sync(ctx)
 		if err != nil {
@@ -174,15 +183,62 @@ func (s *Server) applySnapshot(snapshot []store.Hunt) {
 			changes = append(changes, store.Event{Hunt: store.Hunt{ID: id, Version: old.version}, Deleted: true})
 		}
 	}
-	first := !s.synced
 	s.synced = true
 	s.mu.Unlock()
 	for _, e := range changes {
 		s.applyAt(e, now)
 	}
-	if first {
-		s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.reportHealth()
+}
+
+// checkStore pings the store every Options.StoreCheck until ctx ends.
+// While the store does not answer, the replica is degraded: its streams
+// go on from its index and L1 (nothing can be written meanwhile through
+// a store no replica reaches), but it reports NOT_SERVING and
+// configd_store_up 0, so that a readiness probe takes it out of rotation
+// and operators see why. When the store answers again, the sync loop
+// has already resynced the index (Run), and it reports SERVING.
+func (s *Server) checkStore(ctx context.Context) {
+	t := time.NewTicker(s.opts.StoreCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pingCtx, cancel := context.WithTimeout(ctx, s.opts.StoreCheck)
+		err := s.opts.Store.Ping(pingCtx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		s.mu.Lock()
+		was := s.storeUp
+		s.storeUp = err == nil
+		s.mu.Unlock()
+		if was != (err == nil) {
+			if err != nil {
+				s.opts.Logger.Warn("config store unreachable; serving from the index and L1, reporting NOT_SERVING", "err", err)
+			} else {
+				s.opts.Logger.Info("config store reachable again")
+			}
+			s.reportHealth()
+		}
 	}
+}
+
+// reportHealth sets the gRPC health status: SERVING once synced while the
+// store answers, NOT_SERVING otherwise.
+func (s *Server) reportHealth() {
+	s.mu.Lock()
+	ok := s.synced && s.storeUp
+	s.mu.Unlock()
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
 }
 
 func (s *Server) apply(e store.Event) { s.applyAt(e, s.opts.Now()) }

@@ -11,6 +11,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // etcdPrefix is where hunts live in etcd: one key each.
@@ -42,6 +44,12 @@ func OpenEtcd(endpoints []string) (*Etcd, error) {
 		Endpoints:   endpoints,
 		DialTimeout: etcdTimeout,
 		Logger:      zap.NewNop(),
+		// gRPC's default reconnect backoff grows to two minutes; a replica
+		// should notice within a second that its store is back.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: etcdTimeout,
+		})},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: connecting to etcd %v: %w", endpoints, err)
@@ -139,6 +147,16 @@ func (e *Etcd) Sync(ctx context.Context) ([]Hunt, <-chan Event, error) {
 		}
 	}()
 	return hunts, events, nil
+}
+
+// Ping reads one key linearizably, which needs a leader and a quorum.
+func (e *Etcd) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, etcdTimeout)
+	defer cancel()
+	if _, err := e.client.Get(ctx, etcdPrefix, clientv3.WithCountOnly()); err != nil {
+		return unavailable("pinging etcd", err)
+	}
+	return nil
 }
 
 func (e *Etcd) Close() error { return e.client.Close() }

@@ -333,6 +333,15 @@ func (f *FDB) follow(ctx context.Context, cursor fdb.Key, seen uint64, events ch
 	}
 }
 
+// Ping gets a read version, which needs the cluster's proxies and a
+// quorum of its coordinators.
+func (f *FDB) Ping(ctx context.Context) error {
+	_, err := f.transact(ctx, "pinging FoundationDB", func(tr fdb.Transaction) (any, error) {
+		return tr.GetReadVersion().Get()
+	})
+	return err
+}
+
 func (f *FDB) Close() error {
 	f.db.Close()
 	return nil

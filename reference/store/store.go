@@ -41,6 +41,10 @@ type Store interface {
 	// stream cannot resume (the caller fell too far behind, or etcd
 	// compacted past it); the caller then Syncs again.
 	Sync(ctx context.Context) ([]Hunt, <-chan Event, error)
+	// Ping reports whether the store can serve a linearizable read now:
+	// nil, or an error wrapping ErrUnavailable. Replicas use it to tell
+	// their clients and operators that they are cut off.
+	Ping(ctx context.Context) error
 	// Close releases the store.
 	Close() error
 }
