@@ -3,6 +3,8 @@
 //
 //	configd --store bbolt --data DIR --listen 127.0.0.1:7070
 //	configd --store etcd --etcd-endpoints http://127.0.0.1:2379 --listen 127.0.0.1:7071 --tokens tokens.csv
+//	configd --token-key key.bin ...                  # also accept signed tokens
+//	configd mint-token --key key.bin --role pod --scope hunt=h-17 --ttl 24h
 //
 // Exit codes: 0 after a clean shutdown (SIGINT or SIGTERM), 1 when the
 // service fails, 2 for bad flags.
@@ -43,6 +45,9 @@ func main() {
 // run starts the service and blocks until ctx ends. ready, if not nil,
 // receives the gRPC address once it listens.
 func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- string) int {
+	if len(args) > 0 && args[0] == "mint-token" {
+		return mintToken(args[1:], os.Stdout, stderr)
+	}
 	fs := flag.NewFlagSet("configd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -55,6 +60,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		tlsCert       = fs.String("tls-cert", "", "TLS certificate file (with --tls-key; default plaintext)")
 		tlsKey        = fs.String("tls-key", "", "TLS key file")
 		tokensFile    = fs.String("tokens", "", "tokens file: TOKEN,admin or TOKEN,pod,SCOPE per line (default: auth off)")
+		tokenKey      = fs.String("token-key", "", "signing key file (at least 32 bytes): also accept tokens from configd mint-token")
+		audience      = fs.String("audience", "configd", "the audience signed tokens must name")
 		opts          server.Options
 	)
 	fs.IntVar(&opts.L1Entries, "l1-entries", 1000, "L1 cache entries (R5)")
@@ -107,9 +114,18 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 			return bad("%v", err)
 		}
 	}
+	if *tokenKey != "" {
+		key, err := server.LoadSigningKey(*tokenKey)
+		if err != nil {
+			return bad("--token-key: %v", err)
+		}
+		if opts.Tokens, err = opts.Tokens.WithSigningKey(key, *audience, time.Now); err != nil {
+			return bad("--token-key: %v", err)
+		}
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	if opts.Tokens == nil {
-		logger.Warn("no --tokens: authentication is off; anyone who can reach the port can read and write config")
+		logger.Warn("no --tokens or --token-key: authentication is off; anyone who can reach the port can read and write config")
 	}
 	opts.Logger = logger
 	opts.Registry = prometheus.NewRegistry()
@@ -155,4 +171,31 @@ func serve(ctx context.Context, srv *server.Server, grpcOpts []grpc.ServerOption
 		ready <- l.Addr().String()
 	}
 	return srv.Serve(ctx, l, grpcOpts...)
+}
+
+// mintToken prints a signed token: configd mint-token --key FILE --role
+// admin|pod [--scope SELECTOR] [--ttl D] [--audience A].
+func mintToken(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("configd mint-token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	keyFile := fs.String("key", "", "signing key file, the one configd --token-key reads")
+	role := fs.String("role", "pod", "admin (may write) or pod (may watch within --scope)")
+	scope := fs.String("scope", "", "pod: label selector every watch must stay within, e.g. hunt=h-17")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token works")
+	audience := fs.String("audience", "configd", "the service it is for")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	key, err := server.LoadSigningKey(*keyFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "configd mint-token: --key: %v\n", err)
+		return 2
+	}
+	token, err := server.Mint(key, server.Claims{Audience: *audience, Expires: time.Now().Add(*ttl), Role: *role, Scope: *scope})
+	if err != nil {
+		fmt.Fprintf(stderr, "configd mint-token: %v\n", err)
+		return 2
+	}
+	fmt.Fprintln(stdout, token)
+	return 0
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/churnlab/churnlab/reference/proto"
@@ -28,6 +32,8 @@ func TestBadFlagsExit2(t *testing.T) {
 		{[]string{"--data", "x", "--tls-cert", "c.pem"}, "go together"},
 		{[]string{"--data", t.TempDir(), "--tokens", "/nonexistent"}, "/nonexistent"},
 		{[]string{"--bogus"}, "flag provided but not defined"},
+		{[]string{"--data", t.TempDir(), "--token-key", "/nonexistent"}, "--token-key"},
+		{[]string{"mint-token", "--key", "/nonexistent"}, "--key"},
 	}
 	for _, c := range cases {
 		var stderr bytes.Buffer
@@ -104,5 +110,39 @@ func TestServesAndStopsCleanly(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// TestSignedTokenFromMintToken: a token from configd mint-token lets an
+// admin write to a configd started with --token-key, and a request with
+// none is refused.
+func TestSignedTokenFromMintToken(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "key.bin")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("s", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var token bytes.Buffer
+	if code := mintToken([]string{"--key", keyFile, "--role", "admin", "--ttl", "1h"}, &token, io.Discard); code != 0 {
+		t.Fatalf("mint-token exited %d", code)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, _, _ := startConfigd(ctx, t, "--store", "bbolt", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--token-key", keyFile)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	admin := pb.NewConfigAdminClient(conn)
+	put := func(ctx context.Context) error {
+		_, err := admin.Put(ctx, &pb.PutRequest{Hunt: "h-1", Fragment: []byte("x")})
+		return err
+	}
+	if err := put(ctx); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("Put without a token: %v, want Unauthenticated", err)
+	}
+	signed := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+strings.TrimSpace(token.String()))
+	if err := put(signed); err != nil {
+		t.Errorf("Put with a minted admin token: %v", err)
 	}
 }
