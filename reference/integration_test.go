@@ -27,6 +27,8 @@ import (
 type replica struct {
 	addr, etcd string
 	storeCheck time.Duration // 0 for the server's default
+	catchUps   int           // 0 for the server's default
+	waiters    int           // 0 for the server's default
 	mu         sync.Mutex
 	g          *grpc.Server
 	st         store.Store
@@ -42,7 +44,7 @@ func (r *replica) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	s, err := server.New(server.Options{Store: st, Registry: reg, StoreCheck: r.storeCheck})
+	s, err := server.New(server.Options{Store: st, Registry: reg, StoreCheck: r.storeCheck, CatchUps: r.catchUps, CatchUpWaiters: r.waiters})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	fs.IntVar(&opts.MaxFragmentBytes, "max-fragment-bytes", 1<<20, "largest fragment Put accepts")
 	fs.IntVar(&opts.Backlog, "backlog", 1024, "changes kept for streams that fall behind; a stream further behind resyncs")
 	fs.DurationVar(&opts.Keepalive, "keepalive", 30*time.Second, "keepalive ping interval (R7)")
+	fs.IntVar(&opts.CatchUps, "catch-ups", 64, "streams caught up at once")
+	fs.IntVar(&opts.CatchUpWaiters, "catch-up-waiters", 1024, "streams waiting to catch up; past that, Watch is shed with ResourceExhausted and a retry hint")
 	fs.DurationVar(&opts.StoreCheck, "store-check", time.Second, "how often the store is pinged; cut off, the replica reports NOT_SERVING and configd_store_up 0")
 	if err := fs.Parse(args); err != nil {
 		return 2

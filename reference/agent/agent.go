@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -65,6 +66,8 @@ type interest struct {
 // Stats counts what the agent cost the service.
 type Stats struct {
 	Watches       int   // streams opened
+	Syncs         int   // streams that caught up (got the service's synced marker)
+	Shed          int   // Watch calls the service refused as too busy (ResourceExhausted)
 	Failovers     int   // streams lost to an error, after which the agent moved to the next replica
 	FragmentBytes int64 // fragment bytes received
 	L2Hits        int   // Acquires served from L2 with no wait on the service
@@ -280,7 +283,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			conns[i] = c
 		}
-		err := a.watch(ctx, pb.NewConfigStreamClient(conns[i]), sel, known)
+		synced, err := a.watch(ctx, pb.NewConfigStreamClient(conns[i]), sel, known)
+		if synced {
+			backoff = 0 // the stream worked: a later failure starts afresh
+		}
 		switch {
 		case ctx.Err() != nil:
 		case errors.Is(err, errReselect):
@@ -299,6 +305,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			i = (i + 1) % len(conns)
 			backoff = min(max(2*backoff, a.opts.BackoffMin), a.opts.BackoffMax)
 			wait := time.Duration(rng.Int64N(int64(backoff)) + 1)
+			if hint, ok := retryHint(err); ok {
+				// The service is shedding load: come back no sooner than it
+				// asks, spread over as long again so that the retries of a
+				// whole fleet do not land together.
+				a.mu.Lock()
+				a.stats.Shed++
+				a.mu.Unlock()
+				wait = hint + time.Duration(rng.Int64N(int64(hint)+1))
+			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(wait):
@@ -310,6 +325,20 @@ func (a *Agent) Run(ctx context.Context) error {
 
 var errReselect = errors.New("agent: wanted hunts changed")
 
+// retryHint returns the wait a ResourceExhausted refusal asks for.
+func retryHint(err error) (time.Duration, bool) {
+	st := status.Convert(err)
+	if st.Code() != codes.ResourceExhausted {
+		return 0, false
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.RetryInfo); ok && info.GetRetryDelay().AsDuration() > 0 {
+			return info.GetRetryDelay().AsDuration(), true
+		}
+	}
+	return 0, false
+}
+
 // refusal reports whether err is the service saying no to this agent (its
 // token or selector), rather than a fault another replica might not have.
 func refusal(err error) bool {
@@ -320,8 +349,9 @@ func refusal(err error) bool {
 	return false
 }
 
-// watch runs one stream until it fails, ctx ends, or the wanted hunts change.
-func (a *Agent) watch(ctx context.Context, client pb.ConfigStreamClient, sel string, known map[string]uint64) error {
+// watch runs one stream until it fails, ctx ends, or the wanted hunts
+// change, and says whether the stream caught up before it ended.
+func (a *Agent) watch(ctx context.Context, client pb.ConfigStreamClient, sel string, known map[string]uint64) (synced bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if a.opts.Token != "" {
@@ -329,7 +359,7 @@ func (a *Agent) watch(ctx context.Context, client pb.ConfigStreamClient, sel str
 	}
 	stream, err := client.Watch(ctx, &pb.WatchRequest{Selector: sel, KnownVersions: known, Node: a.opts.Node})
 	if err != nil {
-		return err
+		return false, err
 	}
 	a.mu.Lock()
 	a.stats.Watches++
@@ -356,12 +386,12 @@ func (a *Agent) watch(ctx context.Context, client pb.ConfigStreamClient, sel str
 	for {
 		select {
 		case <-a.reselect:
-			return errReselect
+			return synced, errReselect
 		case err := <-errs:
 			if err == io.EOF {
 				err = errors.New("agent: stream ended")
 			}
-			return err
+			return synced, err
 		case u := <-updates:
 			if !refusedCleared { // the service accepted this stream
 				a.mu.Lock()
@@ -370,7 +400,13 @@ func (a *Agent) watch(ctx context.Context, client pb.ConfigStreamClient, sel str
 				refusedCleared = true
 			}
 			if err := a.apply(u, known, mentioned); err != nil {
-				return err
+				return synced, err
+			}
+			if u.GetSynced() && !synced {
+				synced = true
+				a.mu.Lock()
+				a.stats.Syncs++
+				a.mu.Unlock()
 			}
 		}
 	}

@@ -10,6 +10,7 @@ type serverMetrics struct {
 	pushes      prometheus.Counter
 	bytesSent   prometheus.Counter
 	resyncs     prometheus.Counter
+	shed        prometheus.Counter
 	propagation prometheus.Histogram
 }
 
@@ -27,6 +28,9 @@ func newServerMetrics(reg *prometheus.Registry, s *Server) *serverMetrics {
 		resyncs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "configd_stream_resyncs_total", Help: "Catch-ups of Watch streams that fell behind the whole backlog.",
 		}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "configd_watches_shed_total", Help: "Watch calls refused with ResourceExhausted because too many streams were waiting to catch up.",
+		}),
 		propagation: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "configd_propagation_seconds",
 			Help:    "From this replica learning of a change to sending it on a stream.",
@@ -36,7 +40,7 @@ func newServerMetrics(reg *prometheus.Registry, s *Server) *serverMetrics {
 	l1 := func(pick func(entries, bytes int, hits, misses uint64) float64) func() float64 {
 		return func() float64 { return pick(s.l1.Stats()) }
 	}
-	reg.MustRegister(m.streams, m.pushes, m.bytesSent, m.resyncs, m.propagation,
+	reg.MustRegister(m.streams, m.pushes, m.bytesSent, m.resyncs, m.shed, m.propagation,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "configd_l1_hits_total", Help: "L1 cache hits."},
 			l1(func(_, _ int, hits, _ uint64) float64 { return float64(hits) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "configd_l1_misses_total", Help: "L1 cache misses."},

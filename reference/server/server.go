@@ -32,6 +32,8 @@ type Options struct {
 	Backlog          int                  // changes kept for streams that fall behind; one further behind resyncs; default 1024
 	Keepalive        time.Duration        // server pings idle connections this often; default 30 s (R7)
 	StoreCheck       time.Duration        // the store is pinged this often, and must answer within it; default 1 s
+	CatchUps         int                  // streams caught up at once; default 64
+	CatchUpWaiters   int                  // streams waiting to catch up; beyond, Watch is shed with ResourceExhausted; default 1024
 	Registry         *prometheus.Registry // metrics go here; default a new one
 	Logger           *slog.Logger
 	// Now tells the time; configurable so that tests can control it.
@@ -45,6 +47,7 @@ type Server struct {
 
 	opts     Options
 	l1       *cache.L1
+	admit    *admission
 	shutdown chan struct{} // closed when Run returns: streams end so agents fail over
 	health   *health.Server
 	metrics  *serverMetrics
@@ -91,6 +94,12 @@ func New(opts Options) (*Server, error) {
 	if opts.StoreCheck == 0 {
 		opts.StoreCheck = time.Second
 	}
+	if opts.CatchUps == 0 {
+		opts.CatchUps = 64
+	}
+	if opts.CatchUpWaiters == 0 {
+		opts.CatchUpWaiters = 1024
+	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
@@ -100,12 +109,13 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.L1Entries < 0 || opts.L1Bytes < 0 || opts.MaxFragmentBytes < 0 || opts.Backlog < 1 {
-		return nil, fmt.Errorf("server: L1 bounds, fragment limit and backlog must be positive")
+	if opts.L1Entries < 0 || opts.L1Bytes < 0 || opts.MaxFragmentBytes < 0 || opts.Backlog < 1 || opts.CatchUps < 1 || opts.CatchUpWaiters < 0 {
+		return nil, fmt.Errorf("server: L1 bounds, fragment limit, backlog and catch-up limits must be positive")
 	}
 	s := &Server{
 		opts:     opts,
 		l1:       cache.NewL1(opts.L1Entries, opts.L1Bytes),
+		admit:    newAdmission(opts.CatchUps, opts.CatchUpWaiters),
 		health:   health.NewServer(),
 		hunts:    map[string]huntState{},
 		shutdown: make(chan struct{}),

@@ -55,6 +55,17 @@ func (s *Server) Watch(req *pb.WatchRequest, stream pb.ConfigStream_WatchServer)
 	if err := s.opts.Tokens.authorizeWatch(ctx, sel); err != nil {
 		return err
 	}
+	release, err := s.admit.admit(ctx)
+	if err != nil {
+		s.metrics.shed.Inc()
+		return err
+	}
+	caughtUp := false
+	defer func() {
+		if !caughtUp {
+			release()
+		}
+	}()
 	s.mu.Lock()
 	if !s.synced {
 		s.mu.Unlock()
@@ -75,6 +86,8 @@ func (s *Server) Watch(req *pb.WatchRequest, stream pb.ConfigStream_WatchServer)
 	if err := s.send(stream, &pb.ConfigUpdate{Synced: true}); err != nil {
 		return err
 	}
+	caughtUp = true
+	release()
 	var batch []*notice
 	for {
 		s.mu.Lock()
