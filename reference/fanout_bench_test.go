@@ -36,7 +36,7 @@ const streamsPerConn = 100
 
 var fanoutSizes = []int{180, 1000, 10000}
 
-func benchEtcd(b *testing.B) *controlplane.Etcd {
+func benchEtcd(b testing.TB) *controlplane.Etcd {
 	b.Helper()
 	bin, err := controlplane.EnsureBuilt(context.Background(), os.Stderr)
 	if err != nil {
@@ -175,7 +175,7 @@ func BenchmarkFanout(b *testing.B) {
 
 // startReplicaProcess runs a configd replica on etcd in a child process
 // (this test binary, in TestReplicaProcessHelper) until the benchmark ends.
-func startReplicaProcess(b *testing.B, etcd string) (addr string, pid int) {
+func startReplicaProcess(b testing.TB, etcd string) (addr string, pid int) {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestReplicaProcessHelper$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), "CHURNLAB_REPLICA_ETCD="+etcd)
@@ -280,7 +280,7 @@ func BenchmarkEtcdWatchFanout(b *testing.B) {
 }
 
 // rss returns a process's resident set in bytes.
-func rss(b *testing.B, pid int) int64 {
+func rss(b testing.TB, pid int) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)
