@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -36,6 +37,11 @@ type Options struct {
 	Keepalive  time.Duration // default 30 s (R7)
 	BackoffMin time.Duration // first wait after a failed stream; default 100 ms
 	BackoffMax time.Duration // longest wait; default 5 s. Waits are jittered.
+	// HealthCheck is how often the agent asks its replica's gRPC health
+	// service whether it is SERVING; a replica that is not (cut off from
+	// its store, so its data may be stale) is left for one that is, if
+	// any. Default 2 s.
+	HealthCheck time.Duration
 	// OnUpdate, if set, is called after each fragment lands in L2.
 	OnUpdate func(hunt string, version uint64)
 	// Seed seeds the backoff jitter, so that tests can repeat it.
@@ -68,6 +74,7 @@ type Stats struct {
 	Watches       int   // streams opened
 	Syncs         int   // streams that caught up (got the service's synced marker)
 	Shed          int   // Watch calls the service refused as too busy (ResourceExhausted)
+	LeftDegraded  int   // streams left because their replica was NOT_SERVING and another was SERVING
 	Failovers     int   // streams lost to an error, after which the agent moved to the next replica
 	FragmentBytes int64 // fragment bytes received
 	L2Hits        int   // Acquires served from L2 with no wait on the service
@@ -92,6 +99,9 @@ func New(opts Options) (*Agent, error) {
 	}
 	if opts.BackoffMax == 0 {
 		opts.BackoffMax = 5 * time.Second
+	}
+	if opts.HealthCheck == 0 {
+		opts.HealthCheck = 2 * time.Second
 	}
 	if opts.TLS == nil {
 		opts.TLS = insecure.NewCredentials()
@@ -264,6 +274,18 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	conn := func(j int) (*grpc.ClientConn, error) {
+		if conns[j] == nil {
+			c, err := grpc.NewClient(a.opts.Endpoints[j],
+				grpc.WithTransportCredentials(a.opts.TLS),
+				grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: a.opts.Keepalive, Timeout: 10 * time.Second, PermitWithoutStream: true}))
+			if err != nil {
+				return nil, fmt.Errorf("agent: endpoint %s: %w", a.opts.Endpoints[j], err)
+			}
+			conns[j] = c
+		}
+		return conns[j], nil
+	}
 	backoff := time.Duration(0)
 	for i := 0; ctx.Err() == nil; {
 		sel, known := a.selector()
@@ -274,23 +296,37 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		if conns[i] == nil {
-			c, err := grpc.NewClient(a.opts.Endpoints[i],
-				grpc.WithTransportCredentials(a.opts.TLS),
-				grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: a.opts.Keepalive, Timeout: 10 * time.Second, PermitWithoutStream: true}))
-			if err != nil {
-				return fmt.Errorf("agent: endpoint %s: %w", a.opts.Endpoints[i], err)
-			}
-			conns[i] = c
+		c, err := conn(i)
+		if err != nil {
+			return err
 		}
-		synced, err := a.watch(ctx, pb.NewConfigStreamClient(conns[i]), sel, known)
+		// better finds a SERVING replica when this one is not.
+		better := func() (int, bool) {
+			if a.serving(ctx, c) {
+				return 0, false
+			}
+			for k := 1; k < len(conns); k++ {
+				j := (i + k) % len(conns)
+				if other, err := conn(j); err == nil && a.serving(ctx, other) {
+					return j, true
+				}
+			}
+			return 0, false
+		}
+		synced, err := a.watch(ctx, pb.NewConfigStreamClient(c), sel, known, better)
 		if synced {
 			backoff = 0 // the stream worked: a later failure starts afresh
 		}
+		var moved *movedTo
 		switch {
 		case ctx.Err() != nil:
 		case errors.Is(err, errReselect):
 			backoff = 0
+		case errors.As(err, &moved):
+			a.mu.Lock()
+			a.stats.LeftDegraded++
+			a.mu.Unlock()
+			i, backoff = moved.endpoint, 0
 		default:
 			// Fail over to the next replica, after a jittered wait. A
 			// refusal is told to the pods waiting, who cannot expect a
@@ -325,6 +361,21 @@ func (a *Agent) Run(ctx context.Context) error {
 
 var errReselect = errors.New("agent: wanted hunts changed")
 
+// movedTo ends a stream whose replica is NOT_SERVING for one that is.
+type movedTo struct{ endpoint int }
+
+func (m *movedTo) Error() string {
+	return fmt.Sprintf("agent: moving to SERVING endpoint %d", m.endpoint)
+}
+
+// serving asks c's health service whether the replica is SERVING.
+func (a *Agent) serving(ctx context.Context, c *grpc.ClientConn) bool {
+	ctx, cancel := context.WithTimeout(ctx, a.opts.HealthCheck)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(c).Check(ctx, &healthpb.HealthCheckRequest{})
+	return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
+}
+
 // retryHint returns the wait a ResourceExhausted refusal asks for.
 func retryHint(err error) (time.Duration, bool) {
 	st := status.Convert(err)
@@ -349,9 +400,11 @@ func refusal(err error) bool {
 	return false
 }
 
-// watch runs one stream until it fails, ctx ends, or the wanted hunts
-// change, and says whether the stream caught up before it ended.
-func (a *Agent) watch(ctx context.Context, client pb.ConfigStreamClient, sel string, known map[string]uint64) (synced bool, err error) {
+// watch runs one stream until it fails, ctx ends, the wanted hunts
+// change, or, checked every Options.HealthCheck, better finds a SERVING
+// replica while this one is not; it says whether the stream caught up
+// before it ended.
+func (a *Agent) watch(ctx context.Context, client pb.ConfigStreamClient, sel string, known map[string]uint64, better func() (int, bool)) (synced bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if a.opts.Token != "" {
@@ -383,8 +436,14 @@ func (a *Agent) watch(ctx context.Context, client pb.ConfigStreamClient, sel str
 			}
 		}
 	}()
+	health := time.NewTicker(a.opts.HealthCheck)
+	defer health.Stop()
 	for {
 		select {
+		case <-health.C:
+			if j, ok := better(); ok {
+				return synced, &movedTo{endpoint: j}
+			}
 		case <-a.reselect:
 			return synced, errReselect
 		case err := <-errs:

@@ -1,0 +1,155 @@
+package reference
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/churnlab/churnlab/experiments/controlplane"
+	"github.com/churnlab/churnlab/reference/store"
+)
+
+// TestPartitionedReplicaIsLeft (issue #8): replica 0 reaches etcd through
+// a proxy the test cuts, while replicas 1 and 2 still reach it and writes
+// go on. Replica 0 must not pass its stale view off as fresh: it reports
+// NOT_SERVING, and the agents streaming from it move to a SERVING replica
+// and converge on every change made meanwhile. When the proxy heals,
+// replica 0 reports SERVING again.
+func TestPartitionedReplicaIsLeft(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd, 3 replicas and 30 agents")
+	}
+	const hunts, agents = 10, 30
+	ctx := context.Background()
+	bin, err := controlplane.EnsureBuilt(ctx, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcd, err := controlplane.StartEtcd(ctx, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(etcd.Stop)
+	admin, err := store.OpenEtcd([]string{etcd.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	latest := map[string]uint64{}
+	for h := range hunts {
+		id := fmt.Sprintf("h-%d", h)
+		if latest[id], err = admin.Put(ctx, id, nil, []byte("initial "+id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proxy := startProxy(t, etcd.Endpoint)
+	replicas := make([]*replica, 3)
+	for i := range replicas {
+		endpoint := etcd.Endpoint
+		if i == 0 {
+			endpoint = "http://" + proxy.addr
+		}
+		replicas[i] = &replica{addr: "127.0.0.1:0", etcd: endpoint, storeCheck: 200 * time.Millisecond}
+		replicas[i].start(t)
+		t.Cleanup(replicas[i].kill)
+	}
+	fleet := startFleet(t, agents, hunts, replicas) // a third start on replica 0
+	fleet.startPods(t)
+	fleet.converge(t, latest, 30*time.Second)
+
+	proxy.cut()
+	cut := time.Now()
+	waitHealth(t, replicas[0], healthpb.HealthCheckResponse_NOT_SERVING, "replica 0 cut off from etcd")
+	for i := 1; i < 3; i++ {
+		waitHealth(t, replicas[i], healthpb.HealthCheckResponse_SERVING, fmt.Sprintf("replica %d, still reaching etcd", i))
+	}
+	for c := range 10 {
+		id := fmt.Sprintf("h-%d", c%hunts)
+		if latest[id], err = admin.Put(ctx, id, nil, []byte(fmt.Sprintf("during the partition %d", c))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fleet.converge(t, latest, 30*time.Second)
+	left := 0
+	for _, a := range fleet.agents {
+		left += a.Stats().LeftDegraded
+	}
+	t.Logf("every agent at the newest versions %s after the cut; %d streams left the cut-off replica", time.Since(cut).Round(time.Millisecond), left)
+	if left < agents/3 {
+		t.Errorf("%d streams left replica 0; the %d agents that started there all had to", left, agents/3)
+	}
+	fleet.checkHistory(t)
+
+	proxy.heal()
+	waitHealth(t, replicas[0], healthpb.HealthCheckResponse_SERVING, "replica 0 after the partition healed")
+}
+
+// tcpProxy forwards a loopback port to a target; cut drops every
+// connection and refuses new ones until heal.
+type tcpProxy struct {
+	addr   string
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  []net.Conn
+}
+
+func startProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(strings.TrimPrefix(target, "http://"), "https://")
+	p := &tcpProxy{addr: l.Addr().String(), target: host}
+	t.Cleanup(func() { l.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if p.down {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			upstream, err := net.Dial("tcp", p.target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns = append(p.conns, c, upstream)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(upstream, c); upstream.Close() }()
+			go func() { _, _ = io.Copy(c, upstream); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *tcpProxy) heal() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
