@@ -98,7 +98,7 @@ func (d *bundleDelivery) fetch(now Time, p *pod, loaded func(Time, float64)) {
 // at once, into its emptyDir volume.
 func (d *bundleDelivery) fillCache(now Time, p *pod, loaded func(Time, float64)) {
 	m := d.w.sc.Model.Pods
-	limiter := &tokenBucket{qps: m.ClientQPS.PerSecond(), burst: float64(m.ClientBurst), tokens: float64(m.ClientBurst), last: now}
+	limiter := newTokenBucket(m.ClientQPS, m.ClientBurst, now)
 	left := d.op.objects
 	d.podsReading++
 	d.peakPodsReading = max(d.peakPodsReading, d.podsReading)
@@ -135,7 +135,7 @@ func (d *bundleDelivery) fromConfigMap(now Time, p *pod, loaded func(Time, float
 	}
 	size := float64(holders) * entry
 	m := d.w.sc.Model.Pods
-	kubelet := &tokenBucket{qps: m.ClientQPS.PerSecond(), burst: float64(m.ClientBurst), tokens: float64(m.ClientBurst), last: now}
+	kubelet := newTokenBucket(m.ClientQPS, m.ClientBurst, now)
 	d.w.eng.At(now+Time(d.w.sc.Model.Operator.HelmTemplating), func(t Time, _ int64) {
 		d.w.api.call(t, kubelet, &apiCall{bytes: size, done: func(t Time, _ bool) {
 			d.w.uplink.Send(t, size, func(at Time) { loaded(at, size) })

@@ -1,5 +1,7 @@
 package sim
 
+import "github.com/churnlab/churnlab/experiments/scenario"
+
 // operator is the Veltrix-like baseline operator (F4, F9, F11, T2, T3).
 // Every replica runs the per-pod reconcile loop for every pod: each
 // interval it lists the config objects (and makes its other calls),
@@ -63,7 +65,7 @@ func (o *operator) scale(now Time, replicas int) {
 	}
 	b := o.w.sc.Baseline
 	for n := len(live); n < replicas; n++ {
-		r := &operatorReplica{limiter: tokenBucket{qps: b.ClientQPS.PerSecond(), burst: float64(b.ClientBurst), tokens: float64(b.ClientBurst), last: now}}
+		r := &operatorReplica{limiter: *newTokenBucket(b.ClientQPS, b.ClientBurst, now)}
 		o.replicas = append(o.replicas, r)
 		if now > 0 {
 			for _, p := range o.w.cluster.pods {
@@ -209,6 +211,11 @@ func (o *operator) call(now Time, r *operatorReplica, c *apiCall) {
 type tokenBucket struct {
 	qps, burst, tokens float64
 	last               Time
+}
+
+// newTokenBucket is a full bucket at now.
+func newTokenBucket(qps scenario.Rate, burst int, now Time) *tokenBucket {
+	return &tokenBucket{qps: qps.PerSecond(), burst: float64(burst), tokens: float64(burst), last: now}
 }
 
 // reserve takes a token and returns when the request may go.
