@@ -100,27 +100,7 @@ func TestReplicasAgentsAndAKill(t *testing.T) {
 		seed    = 2023
 	)
 	ctx := context.Background()
-	bin, err := controlplane.EnsureBuilt(ctx, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	etcd, err := controlplane.StartEtcd(ctx, bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Stop)
-	admin, err := store.OpenEtcd([]string{etcd.Endpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	latest := map[string]uint64{}
-	for h := range hunts {
-		id := fmt.Sprintf("h-%d", h)
-		if latest[id], err = admin.Put(ctx, id, nil, []byte("initial "+id)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	etcd, admin, latest := startEtcdWithHunts(t, hunts)
 
 	replicas := make([]*replica, 3)
 	for i := range replicas {
@@ -289,4 +269,34 @@ func (f *fleet) checkHistory(t *testing.T) {
 		}
 		rec.mu.Unlock()
 	}
+}
+
+// startEtcdWithHunts starts etcd until the test ends, with hunts h-0 ...
+// h-(n-1) written; it returns etcd, a store client on it, and each hunt's
+// version.
+func startEtcdWithHunts(t *testing.T, n int) (*controlplane.Etcd, store.Store, map[string]uint64) {
+	t.Helper()
+	ctx := context.Background()
+	bin, err := controlplane.EnsureBuilt(ctx, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcd, err := controlplane.StartEtcd(ctx, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(etcd.Stop)
+	admin, err := store.OpenEtcd([]string{etcd.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	latest := map[string]uint64{}
+	for h := range n {
+		id := fmt.Sprintf("h-%d", h)
+		if latest[id], err = admin.Put(ctx, id, nil, []byte("initial "+id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return etcd, admin, latest
 }

@@ -3,7 +3,6 @@ package reference
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,11 +13,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/churnlab/churnlab/experiments/controlplane"
 	"github.com/churnlab/churnlab/reference/agent"
 	"github.com/churnlab/churnlab/reference/cache"
 	pb "github.com/churnlab/churnlab/reference/proto"
-	"github.com/churnlab/churnlab/reference/store"
 )
 
 // TestStoreOutageKeepsServing (issue #8): etcd, the store of 3 replicas,
@@ -38,27 +35,8 @@ func TestStoreOutageKeepsServing(t *testing.T) {
 		outage = 30 * time.Second
 	)
 	ctx := context.Background()
-	bin, err := controlplane.EnsureBuilt(ctx, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	etcd, err := controlplane.StartEtcd(ctx, bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Stop)
-	admin, err := store.OpenEtcd([]string{etcd.Endpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	latest := map[string]uint64{}
-	for h := range hunts {
-		id := fmt.Sprintf("h-%d", h)
-		if latest[id], err = admin.Put(ctx, id, nil, []byte("initial "+id)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	etcd, admin, latest := startEtcdWithHunts(t, hunts)
+	var err error
 	replicas := make([]*replica, 3)
 	for i := range replicas {
 		replicas[i] = &replica{addr: "127.0.0.1:0", etcd: etcd.Endpoint, storeCheck: 200 * time.Millisecond}

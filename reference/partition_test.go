@@ -5,16 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
-	"github.com/churnlab/churnlab/experiments/controlplane"
-	"github.com/churnlab/churnlab/reference/store"
 )
 
 // TestPartitionedReplicaIsLeft (issue #8): replica 0 reaches etcd through
@@ -29,27 +25,8 @@ func TestPartitionedReplicaIsLeft(t *testing.T) {
 	}
 	const hunts, agents = 10, 30
 	ctx := context.Background()
-	bin, err := controlplane.EnsureBuilt(ctx, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	etcd, err := controlplane.StartEtcd(ctx, bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Stop)
-	admin, err := store.OpenEtcd([]string{etcd.Endpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	latest := map[string]uint64{}
-	for h := range hunts {
-		id := fmt.Sprintf("h-%d", h)
-		if latest[id], err = admin.Put(ctx, id, nil, []byte("initial "+id)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	etcd, admin, latest := startEtcdWithHunts(t, hunts)
+	var err error
 	proxy := startProxy(t, etcd.Endpoint)
 	replicas := make([]*replica, 3)
 	for i := range replicas {

@@ -4,13 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"testing"
 	"time"
-
-	"github.com/churnlab/churnlab/experiments/controlplane"
-	"github.com/churnlab/churnlab/reference/store"
 )
 
 // TestReconnectStorm (issue #8): 2,000 agents stream from one replica,
@@ -27,27 +23,8 @@ func TestReconnectStorm(t *testing.T) {
 	}
 	const agents, hunts = 2000, 20
 	ctx := context.Background()
-	bin, err := controlplane.EnsureBuilt(ctx, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	etcd, err := controlplane.StartEtcd(ctx, bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Stop)
-	admin, err := store.OpenEtcd([]string{etcd.Endpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	latest := map[string]uint64{}
-	for h := range hunts {
-		id := fmt.Sprintf("h-%d", h)
-		if latest[id], err = admin.Put(ctx, id, nil, []byte("initial "+id)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	etcd, admin, latest := startEtcdWithHunts(t, hunts)
+	var err error
 	r := &replica{addr: "127.0.0.1:0", etcd: etcd.Endpoint, catchUps: 2, waiters: 8}
 	r.start(t)
 	t.Cleanup(r.kill)
