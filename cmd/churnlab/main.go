@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/runner"
 	"github.com/churnlab/churnlab/experiments/scenario"
 	"github.com/churnlab/churnlab/sim"
@@ -75,11 +77,16 @@ summary.json and timeseries.csv for each.`,
 	return root
 }
 
-func loadScenario(file string) (*scenario.Scenario, error) {
+// loadScenario loads file with the --set overrides applied.
+func loadScenario(file string, sets []string) (*scenario.Scenario, error) {
 	if file == "" {
 		return nil, badInput{errors.New("missing -f FILE: the scenario to use, e.g. -f experiments/scenarios/restart-storm.yaml")}
 	}
-	sc, err := scenario.Load(file)
+	overrides, err := parseSets(sets)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := scenario.Load(file, overrides...)
 	var problems *scenario.Errors
 	if errors.As(err, &problems) {
 		return nil, badInput{fmt.Errorf("scenario %s is not valid:\n%w", file, err)}
@@ -90,14 +97,29 @@ func loadScenario(file string) (*scenario.Scenario, error) {
 	return sc, nil
 }
 
+func parseSets(sets []string) ([]scenario.Set, error) {
+	var out []scenario.Set
+	for _, s := range sets {
+		set, err := scenario.ParseSet(s)
+		if err != nil {
+			return nil, badInput{fmt.Errorf("--set: %w", err)}
+		}
+		out = append(out, set)
+	}
+	return out, nil
+}
+
+const setUsage = "override a scenario field, path=value (e.g. baseline.replicas=12, model.etcd.fsync=2ms); repeatable"
+
 func newValidateCommand(stdout io.Writer) *cobra.Command {
 	var file string
+	var sets []string
 	cmd := &cobra.Command{
-		Use:   "validate -f FILE",
+		Use:   "validate -f FILE [--set PATH=VALUE ...]",
 		Short: "Check a scenario file and print every problem in it",
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			sc, err := loadScenario(file)
+			sc, err := loadScenario(file, sets)
 			if err != nil {
 				return err
 			}
@@ -106,6 +128,7 @@ func newValidateCommand(stdout io.Writer) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "scenario file")
+	cmd.Flags().StringArrayVar(&sets, "set", nil, setUsage)
 	return cmd
 }
 
@@ -116,9 +139,10 @@ func newSimCommand(stdout, stderr io.Writer) *cobra.Command {
 		seed             uint64
 		out              string
 		checkDeterminism bool
+		sets             []string
 	)
 	cmd := &cobra.Command{
-		Use:   "sim -f FILE [--system baseline|reference|both] [--seed N] [--out DIR] [--check-determinism]",
+		Use:   "sim -f FILE [--system baseline|reference|both] [--seed N] [--set PATH=VALUE ...] [--out DIR] [--check-determinism]",
 		Short: "Simulate a scenario and write summary.json and timeseries.csv per system",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -126,7 +150,7 @@ func newSimCommand(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sc, err := loadScenario(file)
+			sc, err := loadScenario(file, sets)
 			if err != nil {
 				return err
 			}
@@ -141,6 +165,9 @@ func newSimCommand(stdout, stderr io.Writer) *cobra.Command {
 			for _, o := range outs {
 				fmt.Fprintf(stdout, "wrote %s/{summary.json,timeseries.csv}\n", o.Dir)
 			}
+			if err := printComparison(stdout, outs); err != nil {
+				return err
+			}
 			if checkDeterminism {
 				fmt.Fprintln(stdout, "determinism: two runs per system gave identical bytes")
 			}
@@ -153,14 +180,75 @@ func newSimCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.Uint64Var(&seed, "seed", 0, "random seed (default: the scenario's seed)")
 	f.StringVar(&out, "out", "results", "results directory")
 	f.BoolVar(&checkDeterminism, "check-determinism", false, "run each system twice and fail on any byte difference")
+	f.StringArrayVar(&sets, "set", nil, setUsage)
 	return cmd
+}
+
+// printComparison prints the headline figures of each system side by side.
+func printComparison(w io.Writer, outs []runner.SimOutput) error {
+	var summaries []*metrics.Summary
+	for _, o := range outs {
+		s, err := metrics.ReadSummary(bytes.NewReader(o.Summary))
+		if err != nil {
+			return err
+		}
+		summaries = append(summaries, s)
+	}
+	if len(summaries) == 0 {
+		return nil
+	}
+	first := summaries[0]
+	fmt.Fprintf(w, "\n%s, %s, seed %d, %gs\n", first.Scenario, first.Mode, first.Seed, first.DurationS)
+	fmt.Fprintf(w, "%-30s", "")
+	for _, s := range summaries {
+		fmt.Fprintf(w, "%14s", s.System)
+	}
+	fmt.Fprintln(w)
+	row := func(name string, value func(*metrics.Summary) *float64, format string) {
+		fmt.Fprintf(w, "%-30s", name)
+		for _, s := range summaries {
+			if v := value(s); v != nil {
+				fmt.Fprintf(w, "%14s", fmt.Sprintf(format, *v))
+			} else {
+				fmt.Fprintf(w, "%14s", "-")
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	count := func(v *int64) *float64 {
+		if v == nil {
+			return nil
+		}
+		f := float64(*v)
+		return &f
+	}
+	mb := func(v *float64) *float64 {
+		if v == nil {
+			return nil
+		}
+		f := *v / 1e6
+		return &f
+	}
+	row("p99 (ms)", func(s *metrics.Summary) *float64 { return s.Requests.P99Ms }, "%.1f")
+	row("worst 1 s p99 (ms)", func(s *metrics.Summary) *float64 { return s.Requests.WorstWindowP99Ms }, "%.1f")
+	row("success ratio", func(s *metrics.Summary) *float64 { return s.Requests.SuccessRatio }, "%.4f")
+	row("egress peak (MB/s)", func(s *metrics.Summary) *float64 { return mb(s.Egress.PeakBytesPerS) }, "%.1f")
+	row("config propagation p99 (ms)", func(s *metrics.Summary) *float64 { return s.Config.PropagationP99Ms }, "%.1f")
+	row("time to config p99 (ms)", func(s *metrics.Summary) *float64 { return s.Config.TimeToConfigP99Ms }, "%.1f")
+	row("API 429s", func(s *metrics.Summary) *float64 { return count(s.APIServer.Throttled429) }, "%.0f")
+	row("etcd leader round p99 (ms)", func(s *metrics.Summary) *float64 { return s.Etcd.ElectionP99Ms }, "%.1f")
+	row("leaderboard longest gap (s)", func(s *metrics.Summary) *float64 { return s.Leaderboard.MaxStalenessS }, "%.0f")
+	return nil
 }
 
 func newSweepCommand(stdout, stderr io.Writer) *cobra.Command {
 	opts := runner.SweepOptions{}
-	var system string
+	var (
+		system string
+		sets   []string
+	)
 	cmd := &cobra.Command{
-		Use:   "sweep -f FILE --param PATH --from A --to B --steps N [--system baseline|reference] [--out DIR]",
+		Use:   "sweep -f FILE --param PATH --from A --to B --steps N [--system baseline|reference] [--set PATH=VALUE ...] [--out DIR]",
 		Short: "Simulate a scenario across one parameter, write sweep.csv and print the knee",
 		Long: `sweep runs the scenario once per value of one field, in parallel across
 cores (each point is its own deterministic run), writes
@@ -172,7 +260,11 @@ Example, the reconcile rate of L1 through the reconcile interval:
     --param baseline.reconcileInterval --from 9s --to 3s --steps 13`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := loadScenario(opts.File); err != nil {
+			if _, err := loadScenario(opts.File, sets); err != nil {
+				return err
+			}
+			var err error
+			if opts.Sets, err = parseSets(sets); err != nil {
 				return err
 			}
 			if opts.Param == "" {
@@ -217,6 +309,7 @@ Example, the reconcile rate of L1 through the reconcile interval:
 	f.IntVar(&opts.Steps, "steps", 10, "number of points, ends included")
 	f.StringVar(&system, "system", "baseline", "system to simulate: baseline or reference")
 	f.StringVar(&opts.OutDir, "out", "results", "results directory")
+	f.StringArrayVar(&sets, "set", nil, setUsage)
 	return cmd
 }
 

@@ -37,6 +37,11 @@ func TestExitCodes(t *testing.T) {
 		{"bad seed", []string{"sim", "-f", stormFile, "--seed", "-3"}, exitBadInput, "--seed"},
 		{"stray argument", []string{"sim", stormFile}, exitBadInput, "takes no arguments"},
 		{"unknown command", []string{"frob"}, exitBadInput, `unknown command "frob"`},
+		{"set without =", []string{"sim", "-f", stormFile, "--set", "baseline.replicas"}, exitBadInput, "want path=value"},
+		{"set unknown field", []string{"validate", "-f", stormFile, "--set", "baseline.replicaz=3"}, exitBadInput, `unknown field "replicaz"`},
+		{"set bad value", []string{"validate", "-f", stormFile, "--set", "baseline.replicas=0"}, exitBadInput, "baseline.replicas"},
+		{"sweep without param", []string{"sweep", "-f", stormFile}, exitBadInput, "missing --param"},
+		{"sweep bad range", []string{"sweep", "-f", stormFile, "--param", "cluster.pods", "--from", "3s", "--to", "9"}, exitBadInput, "different units"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -123,5 +128,33 @@ func TestSimSeedFlagChangesTheRun(t *testing.T) {
 	}
 	if bytes.Equal(read("1"), read("2")) {
 		t.Error("seeds 1 and 2 gave identical time series")
+	}
+}
+
+// TestSimSetOverridesAndComparison: --set changes the run (12 operator
+// replicas get 429s from the API server, T2), and the run ends with a
+// side-by-side table of both systems.
+func TestSimSetOverridesAndComparison(t *testing.T) {
+	out := t.TempDir()
+	code, stdout, stderr := churnlab(t, "sim", "-f", stormFile, "--out", out, "--set", "baseline.replicas=12")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	f, err := os.Open(filepath.Join(out, "restart-storm", "sim", "baseline", "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, err := metrics.ReadSummary(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *s.APIServer.Throttled429 == 0 {
+		t.Error("no 429 with 12 operator replicas: --set did not take effect")
+	}
+	for _, want := range []string{"baseline", "reference", "success ratio", "egress peak (MB/s)", "API 429s"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("the comparison table lacks %q:\n%s", want, stdout)
+		}
 	}
 }

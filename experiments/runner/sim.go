@@ -65,8 +65,12 @@ func RunSim(sc *scenario.Scenario, opts SimOptions) ([]SimOutput, error) {
 				return nil, err
 			}
 			if what := firstDifference(out, again); what != "" {
-				return nil, fmt.Errorf("%w: %s/%s seed %d: two runs differ in %s; reproduce with: churnlab sim -f %s --system %s --seed %d --check-determinism",
-					ErrNondeterministic, sc.Metadata.Name, system, seed, what, sc.File(), system, seed)
+				var sets strings.Builder
+				for _, s := range sc.Overrides() {
+					fmt.Fprintf(&sets, " --set %s=%s", s.Path, s.Value)
+				}
+				return nil, fmt.Errorf("%w: %s/%s seed %d: two runs differ in %s; reproduce with: churnlab sim -f %s --system %s --seed %d%s --check-determinism",
+					ErrNondeterministic, sc.Metadata.Name, system, seed, what, sc.File(), system, seed, sets.String())
 			}
 		}
 		out.Dir = filepath.Join(opts.OutDir, sc.Metadata.Name, "sim", string(system))

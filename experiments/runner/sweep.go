@@ -21,8 +21,9 @@ import (
 // value of Param, from From to To in Steps equal steps.
 type SweepOptions struct {
 	File     string
-	Param    string // a scenario field path, e.g. baseline.reconcileInterval
-	From, To string // values as the file would write them, e.g. 3s and 9s
+	Sets     []scenario.Set // fixed overrides, applied before Param
+	Param    string         // a scenario field path, e.g. baseline.reconcileInterval
+	From, To string         // values as the file would write them, e.g. 3s and 9s
 	Steps    int
 	System   sim.System
 	Workers  int       // parallel runs; default the number of CPUs
@@ -93,7 +94,7 @@ func RunSweep(opts SweepOptions) (*Sweep, error) {
 	}
 	scenarios := make([]*scenario.Scenario, len(values))
 	for i, v := range values {
-		sc, err := scenario.Load(opts.File, scenario.Set{Path: opts.Param, Value: v})
+		sc, err := scenario.Load(opts.File, append(slices.Clone(opts.Sets), scenario.Set{Path: opts.Param, Value: v})...)
 		if err != nil {
 			return nil, err
 		}

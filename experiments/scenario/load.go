@@ -44,7 +44,7 @@ func Parse(file string, data []byte, sets ...Set) (*Scenario, error) {
 	if err := checkAPIVersion(file, root); err != nil {
 		return nil, err
 	}
-	s := &Scenario{source: source{file: file, pos: map[string]Pos{}}}
+	s := &Scenario{source: source{file: file, pos: map[string]Pos{}}, sets: sets}
 	errs := &Errors{}
 	d := &decoder{src: s.source, errs: errs}
 	d.decodeStruct(root, reflect.ValueOf(s).Elem(), "")
@@ -76,6 +76,9 @@ func checkAPIVersion(file string, root *yaml.Node) error {
 
 // File returns the path the scenario was loaded from.
 func (s *Scenario) File() string { return s.source.file }
+
+// Overrides returns the path=value sets it was loaded with.
+func (s *Scenario) Overrides() []Set { return s.sets }
 
 // Dir returns the directory of the scenario file.
 func (s *Scenario) Dir() string { return filepath.Dir(s.source.file) }

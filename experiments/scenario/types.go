@@ -28,6 +28,7 @@ type Scenario struct {
 	Model      Model     `yaml:"model"`   // overrides of single profile constants
 
 	source source // where each field came from, for error messages
+	sets   []Set  // the overrides it was loaded with
 }
 
 // Metadata names a scenario. Name is the directory results are written to.
