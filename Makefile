@@ -66,6 +66,16 @@ lint: ## gofmt, go vet and staticcheck
 	@echo "staticcheck (first run downloads it, about 30 s)"
 	go run $(STATICCHECK) ./...
 
+.PHONY: calibrate
+calibrate: ## replay the SEED-FACTS calibration transcript (sim/testdata/calibration.txt), each claim with its simulated value (about 5 s)
+	go test -count=1 -run 'TestCalibration' ./sim/
+	@grep -E '^[A-Z][0-9]+ ' sim/testdata/calibration.txt
+	@echo "(sim/testdata/calibration.txt; after a model change: go test ./sim -run TestCalibration -rewrite, then read the diff)"
+
+.PHONY: knee
+knee: bin/churnlab ## L1: sweep the reconcile rate of the 2023 peak cluster and print the knee (about 1 s)
+	bin/churnlab sweep -f experiments/scenarios/steady.yaml --param baseline.reconcileInterval --from 9s --to 3s --steps 13 --out $(OUT)
+
 .PHONY: bench
 bench: ## simulator benchmarks (engine, restart storm at 1x and 10x), BENCHCOUNT runs, summarised by benchstat into bench.txt
 	@echo "benchmarking the simulator, $(BENCHCOUNT) runs of each (about $$(( $(BENCHCOUNT) * 8 )) s)"
