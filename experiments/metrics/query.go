@@ -62,10 +62,3 @@ func (b Between) APIRequests() (requests, throttled int64) {
 	b.each(func(w *window) { requests, throttled = requests+w.apiRequests, throttled+w.api429 })
 	return requests, throttled
 }
-
-// EgressBytes is what the config uplink carried in the range.
-func (b Between) EgressBytes() float64 {
-	total := 0.0
-	b.each(func(w *window) { total += w.egressBytes })
-	return total
-}

@@ -228,8 +228,3 @@ func (v *validator) model(m Model) {
 	}
 	v.duration("model.traffic.step", m.Traffic.Step, Duration(time.Microsecond), Duration(time.Second))
 }
-
-// ModelString is a one-line account of the profile, for run headers.
-func (s *Scenario) ModelString() string {
-	return fmt.Sprintf("profile %s, traffic %s", s.Profile, s.Model.Traffic.Mode)
-}
