@@ -1,0 +1,159 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/churnlab/churnlab/experiments/metrics"
+	"github.com/churnlab/churnlab/experiments/scenario"
+)
+
+// pod is a game pod stand-in: /play answers 200 once it is ready, and
+// /healthz says whether it is.
+type pod struct {
+	srv   *httptest.Server
+	ready atomic.Bool
+	plays atomic.Int64
+}
+
+func newPod(t *testing.T, ready bool) *pod {
+	t.Helper()
+	p := &pod{}
+	p.ready.Store(ready)
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !p.ready.Load() {
+			http.Error(w, "no config yet", http.StatusServiceUnavailable)
+			return
+		}
+		if r.URL.Path == "/play" {
+			p.plays.Add(1)
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *pod) addr() string { return strings.TrimPrefix(p.srv.URL, "http://") }
+
+var fastChecks = scenario.HealthCheck{Interval: scenario.Duration(20 * time.Millisecond), FailThreshold: 2, PassThreshold: 2}
+
+func waitRotation(t *testing.T, lb *Balancer, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for lb.InRotation() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pods in rotation, want %d", lb.InRotation(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestBalancerFollowsHealthChecks: pods join after passing checks, a pod
+// without config never does, and a pod that dies keeps getting requests
+// (which fail) until its checks fail.
+func TestBalancerFollowsHealthChecks(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lb := NewBalancer(fastChecks, "/healthz")
+	go lb.Run(ctx)
+	a, b, cold := newPod(t, true), newPod(t, true), newPod(t, false)
+	for _, p := range []*pod{a, b, cold} {
+		lb.Add(p.addr())
+	}
+	front := httptest.NewServer(lb)
+	defer front.Close()
+	if code := get(t, front.URL+"/play"); code != http.StatusServiceUnavailable {
+		t.Errorf("before any check passed: %d, want 503", code)
+	}
+	waitRotation(t, lb, 2)
+	for range 10 {
+		if code := get(t, front.URL+"/play"); code != http.StatusOK {
+			t.Fatalf("with two pods in rotation: %d", code)
+		}
+	}
+	if a.plays.Load() != 5 || b.plays.Load() != 5 || cold.plays.Load() != 0 {
+		t.Errorf("plays %d, %d, %d; want 5, 5 and none for the pod without config", a.plays.Load(), b.plays.Load(), cold.plays.Load())
+	}
+	// b dies: for a while requests still go to it and fail (F7).
+	b.srv.CloseClientConnections()
+	b.srv.Close()
+	failed := 0
+	for range 4 {
+		if get(t, front.URL+"/play") != http.StatusOK {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Error("no request failed right after a pod died; the balancer cannot know before its checks fail")
+	}
+	waitRotation(t, lb, 1)
+	cold.ready.Store(true)
+	waitRotation(t, lb, 2)
+}
+
+func get(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestAttackRecordsEveryResult: 200 requests a second for one second
+// through the balancer; every one lands in the recorder, and the raw
+// file holds the same results for `vegeta report`.
+func TestAttackRecordsEveryResult(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lb := NewBalancer(fastChecks, "/healthz")
+	go lb.Run(ctx)
+	lb.Add(newPod(t, true).addr())
+	waitRotation(t, lb, 1)
+	front := httptest.NewServer(lb)
+	defer front.Close()
+
+	rec := metrics.NewRecorder()
+	var raw bytes.Buffer
+	if err := Attack(ctx, AttackOptions{Target: front.URL + "/play", Rate: 200, Duration: time.Second, Timeout: 2 * time.Second}, rec, &raw); err != nil {
+		t.Fatal(err)
+	}
+	s := rec.Summary(metrics.Run{Duration: time.Second})
+	if *s.Requests.Total != 200 || *s.Requests.SuccessRatio != 1 {
+		t.Errorf("%d requests, success %v; want 200 and 1", *s.Requests.Total, *s.Requests.SuccessRatio)
+	}
+	dec := vegeta.NewDecoder(&raw)
+	n := 0
+	for {
+		var r vegeta.Result
+		if err := dec.Decode(&r); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 200 {
+		t.Errorf("raw vegeta results: %d, want 200", n)
+	}
+}
+
+func TestAttackRefusesNonsense(t *testing.T) {
+	err := Attack(context.Background(), AttackOptions{Target: "http://127.0.0.1:1/", Rate: 0, Duration: time.Second}, metrics.NewRecorder(), nil)
+	if err == nil || !strings.Contains(err.Error(), "positive rate") {
+		t.Errorf("err = %v, want one about the rate", err)
+	}
+}
