@@ -29,14 +29,20 @@ bin/churnlab: FORCE
 FORCE:
 
 .PHONY: experiment
-experiment: bin/churnlab ## run SCENARIO (default restart-storm) in MODE (sim, live or all) into results/
+experiment: bin/churnlab ## run SCENARIO (default restart-storm) in MODE (sim, live or all: sim at full and live scale, then live) into results/
 	@test -f $(SCENARIO_FILE) || { echo "no scenario $(SCENARIO): $(SCENARIO_FILE) does not exist"; exit 2; }
 	@case "$(MODE)" in sim|live|all) ;; *) echo "MODE=$(MODE): want sim, live or all"; exit 2;; esac
 	@bin/churnlab validate -f $(SCENARIO_FILE)
-	@echo "step 1/1: simulate $(SCENARIO) at full scale, both systems, checking determinism (about 5 s)"
-	@bin/churnlab sim -f $(SCENARIO_FILE) --out $(OUT) --check-determinism
+	@if [ "$(MODE)" != live ]; then \
+	  echo "step 1/4: simulate $(SCENARIO) at full scale, both systems, checking determinism (about 5 s)" && \
+	  bin/churnlab sim -f $(SCENARIO_FILE) --out $(OUT) --check-determinism && \
+	  echo "step 2/4: simulate $(SCENARIO) at live scale, the simulator's prediction of the live run (about 2 s)" && \
+	  bin/churnlab sim -f $(SCENARIO_FILE) --out $(OUT) --live-scale; fi
 	@if [ "$(MODE)" != sim ]; then \
-	  echo "live mode is not built yet (issue #6: live runner); ran the simulator only"; fi
+	  $(MAKE) --no-print-directory controlplane && \
+	  echo "step 3/4: play $(SCENARIO) live on a local control plane, baseline then reference ($$(bin/churnlab run -f $(SCENARIO_FILE) --estimate))" && \
+	  bin/churnlab run -f $(SCENARIO_FILE) --target local --out $(OUT); fi
+	@echo "step 4/4: plots are not built yet (issue #7: plots, report, gate)"
 
 .PHONY: controlplane
 controlplane: ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok into bin/ (once: ~6 min cold)

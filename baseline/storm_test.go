@@ -17,7 +17,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -180,24 +179,7 @@ func startGameCluster(ctx context.Context, t *testing.T, opts controlplane.Optio
 }
 
 func createGameDeployment(ctx context.Context, admin kubernetes.Interface, replicas int32) error {
-	labels := map[string]string{"app": "game"}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "game", Namespace: "default"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					Containers:   []corev1.Container{{Name: "game", Image: "churnlab/game"}},
-					NodeSelector: map[string]string{"type": "kwok"},
-					Tolerations: []corev1.Toleration{{
-						Key: controlplane.FakeNodeAnnotation, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
-					}},
-				},
-			},
-		},
-	}
+	d := controlplane.FakeNodeDeployment("default", "game", map[string]string{"app": "game"}, replicas)
 	_, err := admin.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{})
 	return err
 }

@@ -73,7 +73,7 @@ summary.json and timeseries.csv for each.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput{err} })
-	root.AddCommand(newSimCommand(stdout, stderr), newSweepCommand(stdout, stderr), newValidateCommand(stdout))
+	root.AddCommand(newSimCommand(stdout, stderr), newRunCommand(stdout, stderr), newSweepCommand(stdout, stderr), newValidateCommand(stdout))
 	return root
 }
 
@@ -123,7 +123,8 @@ func newValidateCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s: ok (scenario %s, %s, %d events)\n", file, sc.Metadata.Name, sc.Duration, len(sc.Events))
+			fmt.Fprintf(stdout, "%s: ok (scenario %s, %s, %d events; live: the first %s, pods x%g, traffic x%g, bytes x%g)\n",
+				file, sc.Metadata.Name, sc.Duration, len(sc.Events), sc.Live.Duration, sc.Live.Scale.Pods, sc.Live.Scale.Traffic, sc.Live.Scale.Bytes)
 			return nil
 		},
 	}
@@ -139,10 +140,11 @@ func newSimCommand(stdout, stderr io.Writer) *cobra.Command {
 		seed             uint64
 		out              string
 		checkDeterminism bool
+		liveScale        bool
 		sets             []string
 	)
 	cmd := &cobra.Command{
-		Use:   "sim -f FILE [--system baseline|reference|both] [--seed N] [--set PATH=VALUE ...] [--out DIR] [--check-determinism]",
+		Use:   "sim -f FILE [--system baseline|reference|both] [--seed N] [--set PATH=VALUE ...] [--out DIR] [--live-scale] [--check-determinism]",
 		Short: "Simulate a scenario and write summary.json and timeseries.csv per system",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -154,7 +156,7 @@ func newSimCommand(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := runner.SimOptions{Systems: systems, OutDir: out, CheckDeterminism: checkDeterminism, Progress: stderr}
+			opts := runner.SimOptions{Systems: systems, OutDir: out, CheckDeterminism: checkDeterminism, LiveScale: liveScale, Progress: stderr}
 			if cmd.Flags().Changed("seed") {
 				opts.Seed = &seed
 			}
@@ -162,12 +164,16 @@ func newSimCommand(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var summaries []*metrics.Summary
 			for _, o := range outs {
 				fmt.Fprintf(stdout, "wrote %s/{summary.json,timeseries.csv}\n", o.Dir)
+				s, err := metrics.ReadSummary(bytes.NewReader(o.Summary))
+				if err != nil {
+					return err
+				}
+				summaries = append(summaries, s)
 			}
-			if err := printComparison(stdout, outs); err != nil {
-				return err
-			}
+			printComparison(stdout, summaries)
 			if checkDeterminism {
 				fmt.Fprintln(stdout, "determinism: two runs per system gave identical bytes")
 			}
@@ -180,22 +186,15 @@ func newSimCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.Uint64Var(&seed, "seed", 0, "random seed (default: the scenario's seed)")
 	f.StringVar(&out, "out", "results", "results directory")
 	f.BoolVar(&checkDeterminism, "check-determinism", false, "run each system twice and fail on any byte difference")
+	f.BoolVar(&liveScale, "live-scale", false, "simulate the scenario shrunk by its live.scale and cut to live.duration, as `churnlab run` plays it, into <out>/<scenario>/sim-live/")
 	f.StringArrayVar(&sets, "set", nil, setUsage)
 	return cmd
 }
 
 // printComparison prints the headline figures of each system side by side.
-func printComparison(w io.Writer, outs []runner.SimOutput) error {
-	var summaries []*metrics.Summary
-	for _, o := range outs {
-		s, err := metrics.ReadSummary(bytes.NewReader(o.Summary))
-		if err != nil {
-			return err
-		}
-		summaries = append(summaries, s)
-	}
+func printComparison(w io.Writer, summaries []*metrics.Summary) {
 	if len(summaries) == 0 {
-		return nil
+		return
 	}
 	first := summaries[0]
 	fmt.Fprintf(w, "\n%s, %s, seed %d, %gs\n", first.Scenario, first.Mode, first.Seed, first.DurationS)
@@ -238,7 +237,6 @@ func printComparison(w io.Writer, outs []runner.SimOutput) error {
 	row("API 429s", func(s *metrics.Summary) *float64 { return count(s.APIServer.Throttled429) }, "%.0f")
 	row("etcd leader round p99 (ms)", func(s *metrics.Summary) *float64 { return s.Etcd.ElectionP99Ms }, "%.1f")
 	row("leaderboard longest gap (s)", func(s *metrics.Summary) *float64 { return s.Leaderboard.MaxStalenessS }, "%.0f")
-	return nil
 }
 
 func newSweepCommand(stdout, stderr io.Writer) *cobra.Command {

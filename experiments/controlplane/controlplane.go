@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,6 +64,9 @@ type ControlPlane struct {
 	// two identities, for kubectl and for the operator run as a program.
 	AdminKubeconfig    string
 	OperatorKubeconfig string
+	// EtcdURL is the control plane's etcd client URL; its /metrics
+	// counts leader changes.
+	EtcdURL string
 
 	procs    []*process
 	stopOnce sync.Once
@@ -246,7 +250,7 @@ func (s *starter) etcd() error {
 	if p != nil {
 		s.cp.procs = append(s.cp.procs, p)
 	}
-	s.etcdURL = url
+	s.etcdURL, s.cp.EtcdURL = url, url
 	return err
 }
 
@@ -431,4 +435,27 @@ func EnsureBuilt(ctx context.Context, out io.Writer) (string, error) {
 		return "", fmt.Errorf("controlplane: building the binaries: %w", err)
 	}
 	return bin, nil
+}
+
+// FakeNodeDeployment returns a Deployment of replicas pods labelled
+// labels whose pods are scheduled onto the kwok nodes (which kwok then
+// marks Running); its containers never run anywhere.
+func FakeNodeDeployment(namespace, name string, labels map[string]string, replicas int32) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					Containers:   []corev1.Container{{Name: name, Image: "churnlab/" + name}},
+					NodeSelector: map[string]string{"type": "kwok"},
+					Tolerations: []corev1.Toleration{{
+						Key: FakeNodeAnnotation, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
+					}},
+				},
+			},
+		},
+	}
 }

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
-
-	"github.com/churnlab/churnlab/experiments/metrics"
 )
 
 // AttackOptions is one vegeta attack.
@@ -22,10 +20,11 @@ type AttackOptions struct {
 }
 
 // Attack runs the attack until its duration or ctx ends. Every result
-// goes into rec, at its offset from opts.Start, as a success if it got a
-// 200; and, encoded, to raw if raw is not nil, which `vegeta report`
-// reads. It returns ctx.Err() if ctx ended the attack early.
-func Attack(ctx context.Context, opts AttackOptions, rec *metrics.Recorder, raw io.Writer) error {
+// goes to record (metrics.Recorder.Request, say), at its offset from
+// opts.Start, as a success if it got a 200; and, encoded, to raw if raw
+// is not nil, which `vegeta report` reads. It returns ctx.Err() if ctx
+// ended the attack early.
+func Attack(ctx context.Context, opts AttackOptions, record func(start, latency time.Duration, ok bool), raw io.Writer) error {
 	if opts.Rate <= 0 || opts.Duration <= 0 {
 		return fmt.Errorf("load: attack needs a positive rate and duration, got %d/s for %s", opts.Rate, opts.Duration)
 	}
@@ -46,7 +45,7 @@ func Attack(ctx context.Context, opts AttackOptions, rec *metrics.Recorder, raw 
 	defer stop()
 	var encodeErr error
 	for r := range results {
-		rec.Request(r.Timestamp.Sub(opts.Start), r.Latency, r.Code == http.StatusOK)
+		record(r.Timestamp.Sub(opts.Start), r.Latency, r.Code == http.StatusOK)
 		if encode != nil && encodeErr == nil {
 			encodeErr = encode(r)
 		}

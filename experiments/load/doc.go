@@ -7,5 +7,5 @@
 //	lb := load.NewBalancer(sc.Workload.HealthCheck, "/healthz")
 //	go lb.Run(ctx)
 //	lb.Add("127.0.0.1:8081")
-//	err := load.Attack(ctx, load.AttackOptions{Target: "http://" + addr + "/play", Rate: 850, Duration: time.Minute}, rec, raw)
+//	err := load.Attack(ctx, load.AttackOptions{Target: "http://" + addr + "/play", Rate: 850, Duration: time.Minute}, rec.Request, raw)
 package load

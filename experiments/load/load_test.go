@@ -128,7 +128,7 @@ func TestAttackRecordsEveryResult(t *testing.T) {
 
 	rec := metrics.NewRecorder()
 	var raw bytes.Buffer
-	if err := Attack(ctx, AttackOptions{Target: front.URL + "/play", Rate: 200, Duration: time.Second, Timeout: 2 * time.Second}, rec, &raw); err != nil {
+	if err := Attack(ctx, AttackOptions{Target: front.URL + "/play", Rate: 200, Duration: time.Second, Timeout: 2 * time.Second}, rec.Request, &raw); err != nil {
 		t.Fatal(err)
 	}
 	s := rec.Summary(metrics.Run{Duration: time.Second})
@@ -152,7 +152,7 @@ func TestAttackRecordsEveryResult(t *testing.T) {
 }
 
 func TestAttackRefusesNonsense(t *testing.T) {
-	err := Attack(context.Background(), AttackOptions{Target: "http://127.0.0.1:1/", Rate: 0, Duration: time.Second}, metrics.NewRecorder(), nil)
+	err := Attack(context.Background(), AttackOptions{Target: "http://127.0.0.1:1/", Rate: 0, Duration: time.Second}, metrics.NewRecorder().Request, nil)
 	if err == nil || !strings.Contains(err.Error(), "positive rate") {
 		t.Errorf("err = %v, want one about the rate", err)
 	}

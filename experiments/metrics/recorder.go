@@ -122,14 +122,11 @@ func (r *Recorder) Requests(start, latency time.Duration, ok bool, n int64) {
 // APIRequest records one request to kube-apiserver at time at, and
 // whether it was answered 429.
 func (r *Recorder) APIRequest(at time.Duration, throttled bool) {
-	r.controlPlane = true
-	w := r.at(at)
-	r.apiRequests++
-	w.apiRequests++
+	var n429 int64
 	if throttled {
-		r.api429++
-		w.api429++
+		n429 = 1
 	}
+	r.APIRequests(at, 1, n429)
 }
 
 // EtcdRequest records how long etcd took to answer one request.
@@ -219,4 +216,33 @@ func (r *Recorder) Pods(at time.Duration, total, ready int) {
 	r.podsTotal, r.podsReady, r.podsEverTracked = total, ready, true
 	w.podsTotal, w.podsReady, w.podsSeen = total, ready, true
 	r.unhealthyPeak = max(r.unhealthyPeak, total-ready)
+}
+
+// APIRequests records requests to kube-apiserver in the window of at,
+// throttled of them answered 429: a live run's scrape of the counters.
+func (r *Recorder) APIRequests(at time.Duration, requests, throttled int64) {
+	r.controlPlane = true
+	w := r.at(at)
+	r.apiRequests += requests
+	w.apiRequests += requests
+	r.api429 += throttled
+	w.api429 += throttled
+}
+
+// Elections records n etcd leader elections in the window of at, as a
+// live run's scrape counts them; their durations are not known.
+func (r *Recorder) Elections(at time.Duration, n int64) {
+	r.controlPlane = true
+	r.elections += n
+	r.at(at).elections += n
+}
+
+// ChargeEgressToPodStarts sets the uplink bytes of the pod starts recorded
+// so far to all the egress recorded, shared evenly: a live run sees the
+// uplink's bytes but not which transfer served which pod.
+func (r *Recorder) ChargeEgressToPodStarts() {
+	r.podStartBytes = 0
+	for _, w := range r.windows {
+		r.podStartBytes += w.egressBytes
+	}
 }

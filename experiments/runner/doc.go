@@ -1,8 +1,22 @@
-// Package runner runs scenarios and writes their results. This file set
-// holds the simulator runner: it builds a sim.World per system, drives it
-// with a progress line, checks determinism on request, and writes
-// <out>/<scenario>/sim/<system>/{summary.json,timeseries.csv}. The live
-// runner (targets local, kube and kind) and the sweep will sit beside it.
+// Package runner runs scenarios and writes their results.
+//
+//   - The simulator runner (sim.go) builds a sim.World per system, drives
+//     it with a progress line, checks determinism on request, and writes
+//     <out>/<scenario>/sim/<system>/{summary.json,timeseries.csv}, or
+//     sim-live/ for the scenario at its live scale.
+//   - The live runner (live*.go) plays the scenario at its live scale
+//     against the real systems on a cluster from a Target (target.go:
+//     local now; kube and kind fit beside it): it installs the system,
+//     creates the game Deployment, realizes pods as workers (package pod)
+//     behind a health-checked balancer under vegeta load (package load),
+//     plays the timeline against the Kubernetes API (live_churn.go),
+//     scrapes the API server and etcd every second, and writes the same
+//     files under <out>/<scenario>/<target>/<system>/, plus vegeta.bin
+//     and notes.txt.
+//   - The sweep (sweep.go) runs the simulator across one parameter and
+//     finds the knee.
 //
 //	outs, err := runner.RunSim(sc, runner.SimOptions{OutDir: "results", Progress: os.Stderr})
+//	target, err := runner.NewTarget("local", binDir)
+//	live, err := runner.RunLive(ctx, sc, runner.LiveOptions{Target: target, OutDir: "results", Progress: os.Stderr})
 package runner

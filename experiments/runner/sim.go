@@ -16,11 +16,15 @@ import (
 
 // SimOptions tunes a simulator run.
 type SimOptions struct {
-	Systems          []sim.System // default: every system
-	Seed             *uint64      // overrides the scenario's seed when set
-	OutDir           string       // results root; files go to OutDir/<scenario>/sim/<system>/
-	CheckDeterminism bool         // run each system twice and fail on any byte difference
-	Progress         io.Writer    // progress lines; nil for none
+	Systems []sim.System // default: every system
+	Seed    *uint64      // overrides the scenario's seed when set
+	OutDir  string       // results root; files go to OutDir/<scenario>/sim/<system>/
+	// LiveScale simulates the scenario as a live run plays it
+	// (Scenario.AtLiveScale), into OutDir/<scenario>/sim-live/<system>/,
+	// so that the simulator's prediction can be set against the live run.
+	LiveScale        bool
+	CheckDeterminism bool      // run each system twice and fail on any byte difference
+	Progress         io.Writer // progress lines; nil for none
 }
 
 // SimOutput is one system's result files, as bytes.
@@ -30,6 +34,10 @@ type SimOutput struct {
 	Timeseries []byte // timeseries.csv
 	Dir        string // where they were written
 }
+
+// SimLiveScaleDir is the results directory, beside sim/ and local/, of a
+// simulation at live scale. Its summaries say mode "sim".
+const SimLiveScaleDir = "sim-live"
 
 // ErrNondeterministic is returned when --check-determinism finds two runs
 // of the same scenario and seed that differ.
@@ -48,6 +56,10 @@ func RunSim(sc *scenario.Scenario, opts SimOptions) ([]SimOutput, error) {
 	seed := sc.Seed
 	if opts.Seed != nil {
 		seed = *opts.Seed
+	}
+	modeDir := "sim"
+	if opts.LiveScale {
+		sc, modeDir = sc.AtLiveScale(), SimLiveScaleDir
 	}
 	progress := newProgress(opts.Progress)
 	for _, what := range sim.Unmodelled(sc) {
@@ -69,11 +81,14 @@ func RunSim(sc *scenario.Scenario, opts SimOptions) ([]SimOutput, error) {
 				for _, s := range sc.Overrides() {
 					fmt.Fprintf(&sets, " --set %s=%s", s.Path, s.Value)
 				}
+				if opts.LiveScale {
+					sets.WriteString(" --live-scale")
+				}
 				return nil, fmt.Errorf("%w: %s/%s seed %d: two runs differ in %s; reproduce with: churnlab sim -f %s --system %s --seed %d%s --check-determinism",
 					ErrNondeterministic, sc.Metadata.Name, system, seed, what, sc.File(), system, seed, sets.String())
 			}
 		}
-		out.Dir = filepath.Join(opts.OutDir, sc.Metadata.Name, "sim", string(system))
+		out.Dir = filepath.Join(opts.OutDir, sc.Metadata.Name, modeDir, string(system))
 		if err := writeFiles(out.Dir, resultFile{"summary.json", out.Summary}, resultFile{"timeseries.csv", out.Timeseries}); err != nil {
 			return nil, err
 		}
@@ -179,7 +194,7 @@ func (p *progress) update(task string, step, of int, detail string) {
 	if p.w == nil {
 		return
 	}
-	line := fmt.Sprintf("%s [%-20s] %3d%%  %s", task, strings.Repeat("=", step*20/of), step*100/of, detail)
+	line := progressLine(task, step, of, detail)
 	switch {
 	case p.terminal && step < of:
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
@@ -188,6 +203,23 @@ func (p *progress) update(task string, step, of int, detail string) {
 	case step*4%of == 0:
 		fmt.Fprintln(p.w, line)
 	}
+}
+
+// show is update for rare lines (a live run's steps, its status every few
+// seconds): on a file or pipe each one is printed, not only the quarters.
+func (p *progress) show(task string, step, of int, detail string) {
+	if p.w == nil {
+		return
+	}
+	if p.terminal {
+		p.update(task, step, of, detail)
+		return
+	}
+	fmt.Fprintln(p.w, progressLine(task, step, of, detail))
+}
+
+func progressLine(task string, step, of int, detail string) string {
+	return fmt.Sprintf("%s [%-20s] %3d%%  %s", task, strings.Repeat("=", step*20/of), step*100/of, detail)
 }
 
 func (p *progress) note(format string, args ...any) {

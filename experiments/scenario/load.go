@@ -157,8 +157,10 @@ func (s *Scenario) applyDefaults() {
 		}
 	}
 
+	set(s, "live.duration", &s.Live.Duration, s.Duration)
 	set(s, "live.scale.pods", &s.Live.Scale.Pods, 0.1)
 	set(s, "live.scale.traffic", &s.Live.Scale.Traffic, 0.01)
+	set(s, "live.scale.bytes", &s.Live.Scale.Bytes, 1)
 	s.applyProfile()
 }
 
@@ -255,6 +257,15 @@ func (s *Scenario) validate(errs *Errors) {
 
 	v.floatRange("live.scale.pods", s.Live.Scale.Pods, math.SmallestNonzeroFloat64, 1)
 	v.floatRange("live.scale.traffic", s.Live.Scale.Traffic, math.SmallestNonzeroFloat64, 1)
+	v.floatRange("live.scale.bytes", s.Live.Scale.Bytes, math.SmallestNonzeroFloat64, 1)
+	if !v.failed("duration") { // else live.duration's default is wrong too
+		switch {
+		case s.Live.Duration < 1:
+			v.failf("live.duration", "must be above 0, got %s", s.Live.Duration)
+		case s.Live.Duration > s.Duration:
+			v.failf("live.duration", "must be at most the scenario's duration %s, got %s", s.Duration, s.Live.Duration)
+		}
+	}
 	v.model(s.Model)
 }
 

@@ -2,26 +2,32 @@ package scenario
 
 import "math"
 
-// AtLiveScale returns a copy of s shrunk by its live.scale factors, as a
-// live run on one machine plays it. See LiveScale for what each factor
-// multiplies and why the outcome-deciding ratios survive. Counts round to
-// the nearest whole number and never fall below 1.
+// AtLiveScale returns a copy of s shrunk by its live.scale factors and cut
+// to live.duration, as a live run on one machine plays it. See LiveScale
+// for what each factor multiplies and why the outcome-deciding ratios
+// survive. Counts round to the nearest whole number and never fall below
+// 1. Events at or after live.duration are dropped.
 func (s *Scenario) AtLiveScale() *Scenario {
-	pods, traffic := s.Live.Scale.Pods, s.Live.Scale.Traffic
+	pods, traffic, bytes := s.Live.Scale.Pods, s.Live.Scale.Traffic, s.Live.Scale.Bytes
 	out := *s
-	out.Events = make([]Event, len(s.Events))
-	for i, e := range s.Events {
-		out.Events[i] = e.clone()
-		if a := out.Events[i].Autoscale; a != nil {
+	out.Duration = s.Live.Duration
+	out.Events = nil
+	for _, e := range s.Events {
+		if e.At >= s.Live.Duration {
+			continue
+		}
+		e = e.clone()
+		if a := e.Autoscale; a != nil {
 			a.To = scaleCount(a.To, pods)
 		}
+		out.Events = append(out.Events, e)
 	}
-	out.Live.Scale = LiveScale{Pods: 1, Traffic: 1}
+	out.Live.Scale = LiveScale{Pods: 1, Traffic: 1, Bytes: 1}
 
 	c := &out.Cluster
 	c.Nodes = scaleCount(c.Nodes, pods)
 	c.Pods = scaleCount(c.Pods, pods)
-	c.Uplink = Bandwidth(float64(c.Uplink) * pods)
+	c.Uplink = Bandwidth(float64(c.Uplink) * pods * bytes)
 	c.APIServer.MaxRequestsInflight = scaleCount(c.APIServer.MaxRequestsInflight, pods)
 	c.APIServer.MaxMutatingRequestsInflight = scaleCount(c.APIServer.MaxMutatingRequestsInflight, pods)
 
@@ -30,6 +36,13 @@ func (s *Scenario) AtLiveScale() *Scenario {
 	w.RequestRate = Rate(float64(w.RequestRate) * traffic)
 	w.PodCapacity = Rate(float64(w.PodCapacity) * traffic / pods) // each pod stays as busy
 	w.Redis.CapacityPerShard = Rate(float64(w.Redis.CapacityPerShard) * traffic)
+
+	out.Config.TotalSize = Bytes(math.Round(float64(s.Config.TotalSize) * bytes))
+
+	// The operator's share of API Priority and Fairness shrinks with the
+	// inflight limits it is a share of.
+	out.Model.APIServer.OperatorSeats = scaleCount(s.Model.APIServer.OperatorSeats, pods)
+	out.Model.APIServer.QueueLength = scaleCount(s.Model.APIServer.QueueLength, pods)
 
 	out.Baseline.ClientQPS = Rate(float64(out.Baseline.ClientQPS) * pods)
 	out.Reference.Store.ReadsPerSecondPerNode = Rate(float64(out.Reference.Store.ReadsPerSecondPerNode) * pods)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/invalid-*.err from the current messages")
@@ -255,8 +256,43 @@ func TestAtLiveScaleKeepsRatios(t *testing.T) {
 	if err := live.Validate(); err != nil {
 		t.Errorf("the live-scale scenario does not validate: %v", err)
 	}
-	if live.Duration != full.Duration {
-		t.Errorf("duration scaled from %s to %s", full.Duration, live.Duration)
+	if live.Duration != full.Live.Duration || full.Live.Duration >= full.Duration {
+		t.Errorf("live run of %s, want the file's live.duration %s (shorter than its %s)", live.Duration, full.Live.Duration, full.Duration)
+	}
+}
+
+// TestAtLiveScaleBytesAndCut: live.scale.bytes shrinks the config and the
+// uplink together, and events past live.duration are dropped.
+func TestAtLiveScaleBytesAndCut(t *testing.T) {
+	full, err := Load("../scenarios/restart-storm.yaml", Set{"live.scale.bytes", "0.1"}, Set{"live.duration", "200s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := full.AtLiveScale()
+	if live.Config.TotalSize != 200_000 {
+		t.Errorf("config %d bytes at live scale, want 200 KB", live.Config.TotalSize)
+	}
+	// Every pod's bundle at once keeps the uplink as long either way.
+	drain := func(s *Scenario) float64 {
+		return float64(s.Cluster.Pods) * float64(s.Config.TotalSize) / s.Cluster.Uplink.BytesPerSecond()
+	}
+	if f, l := drain(full), drain(live); math.Abs(f-l) > 1e-6*f {
+		t.Errorf("all pods' bundles take %gs on the uplink at full scale, %gs at live scale", f, l)
+	}
+	for _, e := range live.Events {
+		if e.At >= 200*Duration(time.Second) {
+			t.Errorf("event %s at %s kept past live.duration 200s", e.Name(), e.At)
+		}
+	}
+	if len(live.Events) != len(full.Events)-1 {
+		t.Errorf("%d events at live scale, want all but the config change at 200s (%d)", len(live.Events), len(full.Events)-1)
+	}
+}
+
+func TestLiveDurationBounds(t *testing.T) {
+	_, err := Load("../scenarios/restart-storm.yaml", Set{"live.duration", "20m"})
+	if err == nil || !strings.Contains(err.Error(), "live.duration: must be at most the scenario's duration 10m0s, got 20m0s") {
+		t.Errorf("err = %v, want live.duration named with both durations", err)
 	}
 }
 

@@ -241,7 +241,12 @@ func (e Event) Name() string {
 
 // Live describes the live run on one machine.
 type Live struct {
-	Scale LiveScale `yaml:"scale"`
+	// Duration is how much of the timeline a live run plays, from its
+	// start; default the whole scenario. A live run takes this long in
+	// wall time per system, so a scenario whose story ends early stops
+	// there.
+	Duration Duration  `yaml:"duration"`
+	Scale    LiveScale `yaml:"scale"`
 }
 
 // LiveScale shrinks a scenario for one machine while keeping the ratios
@@ -250,9 +255,12 @@ type Live struct {
 // server inflight limits, operator client QPS, store capacity), so
 // egress demand per uplink byte and reconciles per API seat stay the same.
 // Traffic multiplies the player load and what serves it (players, request
-// rate, Redis capacity), so utilization stays the same. Sizes, latencies,
-// intervals and fractions are not scaled.
+// rate, Redis capacity), so utilization stays the same. Bytes multiplies
+// the config's size and, with Pods, the uplink, so every pod's config
+// keeps the uplink busy as long as at full scale. Latencies, intervals and fractions are not
+// scaled.
 type LiveScale struct {
 	Pods    float64 `yaml:"pods"`
 	Traffic float64 `yaml:"traffic"`
+	Bytes   float64 `yaml:"bytes"`
 }

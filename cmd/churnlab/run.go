@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/churnlab/churnlab/experiments/controlplane"
+	"github.com/churnlab/churnlab/experiments/metrics"
+	"github.com/churnlab/churnlab/experiments/runner"
+)
+
+func newRunCommand(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		file, system, target, out string
+		sets                      []string
+		estimate                  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run -f FILE [--target local] [--system baseline|reference|both] [--set PATH=VALUE ...] [--out DIR]",
+		Short: "Play a scenario live, at its live scale, against the real baseline and reference service",
+		Long: `run plays the scenario's timeline, shrunk by its live.scale and cut to
+live.duration, against the real systems on a real Kubernetes control plane:
+the Veltrix-like operator (package baseline) and the streaming config
+service (package reference), one after the other, each on a fresh cluster.
+Game pods are in-process workers with real sockets, behind a load balancer
+with active health checks, under vegeta load. It writes
+<out>/<scenario>/<target>/<system>/{summary.json,timeseries.csv,vegeta.bin,notes.txt}.
+
+Each system takes live.duration plus about half a minute. Ctrl-C stops
+everything the run started and writes nothing.`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			systems, err := parseSystem(system)
+			if err != nil {
+				return err
+			}
+			sc, err := loadScenario(file, sets)
+			if err != nil {
+				return err
+			}
+			if estimate {
+				fmt.Fprintf(stdout, "about %s: %d system(s) x (%s of live time + about %s to set up)\n",
+					runner.LiveEstimate(sc, len(systems)).Round(time.Minute), len(systems), sc.Live.Duration, runner.LiveSetup)
+				return nil
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			var binDir string
+			if target == "local" {
+				if binDir, err = controlplane.EnsureBuilt(ctx, stderr); err != nil {
+					return err
+				}
+			}
+			t, err := runner.NewTarget(target, binDir)
+			if err != nil {
+				return badInput{fmt.Errorf("--target: %w", err)}
+			}
+			outs, err := runner.RunLive(ctx, sc, runner.LiveOptions{Target: t, Systems: systems, OutDir: out, Progress: stderr})
+			var summaries []*metrics.Summary
+			for _, o := range outs {
+				fmt.Fprintf(stdout, "wrote %s/{summary.json,timeseries.csv,vegeta.bin,notes.txt}\n", o.Dir)
+				summaries = append(summaries, o.Summary)
+			}
+			printComparison(stdout, summaries)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&file, "file", "f", "", "scenario file")
+	f.StringVar(&target, "target", "local", fmt.Sprintf("where the cluster comes from: one of %v (only local is built)", runner.Targets))
+	f.StringVar(&system, "system", "both", "system to run: baseline, reference or both")
+	f.StringVar(&out, "out", "results", "results directory")
+	f.StringArrayVar(&sets, "set", nil, setUsage)
+	f.BoolVar(&estimate, "estimate", false, "print about how long the run takes, and do not run it")
+	return cmd
+}

@@ -1,0 +1,218 @@
+package pod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/churnlab/churnlab/baseline"
+	"github.com/churnlab/churnlab/reference/agent"
+	"github.com/churnlab/churnlab/reference/cache"
+)
+
+// Source is how a system delivers config to a pod.
+type Source interface {
+	// Load returns once p has its config, or with ctx's error when the
+	// pod goes away first.
+	Load(ctx context.Context, p *Pod) error
+	// Unload is called once p is gone.
+	Unload(p *Pod)
+}
+
+// retryEvery is how long a pod waits after a failed fetch.
+const retryEvery = time.Second
+
+// BundleSource is the baseline's delivery: a pod waits until the operator
+// has prepared its bundle and marked it (baseline.BundleAnnotation), then
+// pulls the whole bundle from the operator's bundle endpoint.
+type BundleSource struct {
+	URL string // the operator's bundle endpoint, e.g. http://127.0.0.1:8080 (behind the uplink)
+	// OperatorStarted is when the operator started; it adopts pods that
+	// started before, which have their config already.
+	OperatorStarted time.Time
+	Client          *http.Client // default http.DefaultClient
+}
+
+// Load implements Source.
+func (s *BundleSource) Load(ctx context.Context, p *Pod) error {
+	for {
+		obj := p.Object()
+		if start := obj.Status.StartTime; start != nil && start.Time.Before(s.OperatorStarted) {
+			return nil // adopted
+		}
+		if obj.Annotations[baseline.BundleAnnotation] != "" {
+			err := s.pull(ctx, p)
+			if err == nil || ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !sleep(ctx, retryEvery) {
+				return ctx.Err()
+			}
+			continue
+		}
+		select {
+		case <-p.Changed():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *BundleSource) pull(ctx context.Context, p *Pod) error {
+	u := fmt.Sprintf("%s/bundle?namespace=%s&pod=%s", s.URL, url.QueryEscape(p.Namespace), url.QueryEscape(p.Name))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	client := s.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bundle of %s: %s", p.Name, resp.Status)
+	}
+	return nil
+}
+
+// Unload implements Source: the baseline keeps nothing per pod.
+func (s *BundleSource) Unload(*Pod) {}
+
+// AgentSource is the reference's delivery: one agent per node, started
+// with the node's first pod, holds the stream and the node's L2 cache;
+// a pod acquires its hunt's fragment through it.
+type AgentSource struct {
+	opts AgentSourceOptions
+	ctx  context.Context // agents run until it ends
+
+	mu     sync.Mutex
+	agents map[string]*agent.Agent // by node
+	wg     sync.WaitGroup
+}
+
+// AgentSourceOptions configures an AgentSource.
+type AgentSourceOptions struct {
+	Endpoints []string      // the service's replicas
+	Dir       string        // L2 caches go in Dir/<node>
+	Hunts     int           // pods are spread over hunts h-0 ... h-(Hunts-1) by name
+	Debounce  time.Duration // the agents' restart debounce (R3)
+	// OnUpdate, if set, is called when a fragment lands in a node's L2.
+	OnUpdate func(node, hunt string, version uint64)
+}
+
+// NewAgentSource returns a source whose agents run until ctx ends; Wait
+// waits for them.
+func NewAgentSource(ctx context.Context, opts AgentSourceOptions) (*AgentSource, error) {
+	if len(opts.Endpoints) == 0 || opts.Hunts < 1 || opts.Dir == "" {
+		return nil, errors.New("pod: an agent source needs endpoints, a cache directory and at least one hunt")
+	}
+	return &AgentSource{opts: opts, ctx: ctx, agents: map[string]*agent.Agent{}}, nil
+}
+
+// HuntOf returns the hunt a pod plays: its name hashed over hunts.
+func HuntOf(pod string, hunts int) string {
+	h := fnv.New32a()
+	h.Write([]byte(pod))
+	return fmt.Sprintf("h-%d", h.Sum32()%uint32(hunts))
+}
+
+// Load implements Source.
+func (s *AgentSource) Load(ctx context.Context, p *Pod) error {
+	a, err := s.agentFor(p.Node)
+	if err != nil {
+		return err
+	}
+	_, _, err = a.Acquire(ctx, p.Name, HuntOf(p.Name, s.opts.Hunts))
+	return err
+}
+
+// Unload implements Source: the hunt stays on the node's stream for the
+// debounce window.
+func (s *AgentSource) Unload(p *Pod) {
+	s.mu.Lock()
+	a := s.agents[p.Node]
+	s.mu.Unlock()
+	if a != nil {
+		a.Release(p.Name)
+	}
+}
+
+// Stats adds up every agent's counters.
+func (s *AgentSource) Stats() agent.Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var sum agent.Stats
+	for _, a := range s.agents {
+		st := a.Stats()
+		sum.Watches += st.Watches
+		sum.Syncs += st.Syncs
+		sum.Shed += st.Shed
+		sum.LeftDegraded += st.LeftDegraded
+		sum.Failovers += st.Failovers
+		sum.FragmentBytes += st.FragmentBytes
+		sum.L2Hits += st.L2Hits
+	}
+	return sum
+}
+
+// Wait waits until every agent has stopped (after the context ends).
+func (s *AgentSource) Wait() { s.wg.Wait() }
+
+func (s *AgentSource) agentFor(node string) (*agent.Agent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.agents[node]; ok {
+		return a, nil
+	}
+	dir := filepath.Join(s.opts.Dir, node)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	l2, err := cache.OpenL2(dir)
+	if err != nil {
+		return nil, err
+	}
+	// Each node starts on its own replica, as agents spread in a cluster.
+	endpoints := make([]string, len(s.opts.Endpoints))
+	for i := range endpoints {
+		endpoints[i] = s.opts.Endpoints[(len(s.agents)+i)%len(endpoints)]
+	}
+	opts := agent.Options{Endpoints: endpoints, Node: node, L2: l2, Debounce: s.opts.Debounce, Seed: uint64(len(s.agents))}
+	if s.opts.OnUpdate != nil {
+		opts.OnUpdate = func(hunt string, version uint64) { s.opts.OnUpdate(node, hunt, version) }
+	}
+	a, err := agent.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	s.agents[node] = a
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); a.Run(s.ctx) }() //nolint:errcheck // nil when ctx ends
+	return a, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,461 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/churnlab/churnlab/experiments/controlplane"
+	"github.com/churnlab/churnlab/experiments/load"
+	"github.com/churnlab/churnlab/experiments/metrics"
+	"github.com/churnlab/churnlab/experiments/pod"
+	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/experiments/uplink"
+	"github.com/churnlab/churnlab/sim"
+)
+
+// LiveOptions tunes a live run.
+type LiveOptions struct {
+	Target   Target
+	Systems  []sim.System // default: every system
+	OutDir   string       // results root; files go to OutDir/<scenario>/<target>/<system>/
+	Progress io.Writer    // progress lines; nil for none
+}
+
+// LiveOutput is one system's live result.
+type LiveOutput struct {
+	System  sim.System
+	Dir     string // where summary.json, timeseries.csv and vegeta.bin were written
+	Summary *metrics.Summary
+	Notes   []string // what the run could not play or measure, and why
+}
+
+// The game pods of a live run: a Deployment in this namespace.
+const (
+	liveNamespace = "default"
+	gameName      = "game"
+	gameSelector  = "app=game"
+)
+
+var gameLabels = map[string]string{"app": "game"}
+
+// LiveSetup is about how long a system's live run takes besides the
+// scenario's live time: the control plane, the install, the first pods
+// and their health checks, measured on a 2-core machine.
+const LiveSetup = 45 * time.Second
+
+// LiveEstimate is about how long RunLive takes for systems.
+func LiveEstimate(sc *scenario.Scenario, systems int) time.Duration {
+	return time.Duration(systems) * (sc.Live.Duration.D() + LiveSetup)
+}
+
+// RunLive plays sc at live scale (Scenario.AtLiveScale) against each
+// system in turn, each on a fresh cluster from opts.Target, and writes
+// summary.json, timeseries.csv and vegeta's raw results (vegeta.bin) for
+// each. Everything a run starts is stopped when it ends, fails or ctx is
+// cancelled; files are written only for a run that finished.
+func RunLive(ctx context.Context, sc *scenario.Scenario, opts LiveOptions) ([]LiveOutput, error) {
+	systems := opts.Systems
+	if len(systems) == 0 {
+		systems = sim.Systems
+	}
+	live := sc.AtLiveScale()
+	progress := newProgress(opts.Progress)
+	for i, e := range sc.Events {
+		if e.At >= sc.Live.Duration {
+			progress.note("live %s: events[%d] %s at %s is past live.duration %s; the live run ends before it", sc.Metadata.Name, i, e.Name(), e.At, sc.Live.Duration)
+		}
+	}
+	var outs []LiveOutput
+	for _, system := range systems {
+		run := &liveRun{
+			sc: live, system: system, target: opts.Target, progress: progress,
+			dir: filepath.Join(opts.OutDir, sc.Metadata.Name, opts.Target.Name(), string(system)),
+		}
+		out, err := run.run(ctx)
+		if err != nil {
+			return outs, fmt.Errorf("live %s/%s: %w", sc.Metadata.Name, system, err)
+		}
+		outs = append(outs, out)
+	}
+	return outs, nil
+}
+
+// liveRun is one system's live run.
+type liveRun struct {
+	sc       *scenario.Scenario // at live scale
+	system   sim.System
+	target   Target
+	progress *progress
+	dir      string // results
+
+	cluster  *Cluster
+	kube     kubernetes.Interface
+	link     *uplink.Link
+	tmp      string    // scratch: stores, L2 caches
+	start    time.Time // the run's time zero; zero until the load starts
+	startMu  sync.Mutex
+	feed     chan func(*metrics.Recorder)
+	notesMu  sync.Mutex
+	notes    []string
+	timersWg sync.WaitGroup
+}
+
+// liveSteps names the steps of one system's run, for the progress line.
+var liveSteps = []string{"control plane", "install", "game pods", "start system", "pods in rotation", "run", "write results"}
+
+func (l *liveRun) step(i int, detail string) {
+	l.progress.show(fmt.Sprintf("live %s/%s", l.sc.Metadata.Name, l.system), i+1, len(liveSteps), liveSteps[i]+detail)
+}
+
+// notef keeps a note for the summary's reader, and shows it.
+func (l *liveRun) notef(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.notesMu.Lock()
+	l.notes = append(l.notes, msg)
+	l.notesMu.Unlock()
+	l.progress.note("live %s/%s: %s", l.sc.Metadata.Name, l.system, msg)
+}
+
+// record hands f to the goroutine that owns the recorder.
+func (l *liveRun) record(f func(*metrics.Recorder)) { l.feed <- f }
+
+// since is the run time of t.
+func (l *liveRun) since(t time.Time) time.Duration {
+	l.startMu.Lock()
+	defer l.startMu.Unlock()
+	return t.Sub(l.start)
+}
+
+// started reports whether t is after time zero.
+func (l *liveRun) started(t time.Time) bool {
+	l.startMu.Lock()
+	defer l.startMu.Unlock()
+	return !l.start.IsZero() && !t.Before(l.start)
+}
+
+// after calls f after d unless ctx ends first.
+func (l *liveRun) after(ctx context.Context, d time.Duration, f func()) {
+	l.timersWg.Add(1)
+	go func() {
+		defer l.timersWg.Done()
+		if sleepCtx(ctx, d) {
+			f()
+		}
+	}()
+}
+
+func (l *liveRun) operatorUser() string { return controlplane.OperatorUser }
+
+func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	if l.tmp, err = os.MkdirTemp("", "churnlab-live-"); err != nil {
+		return out, err
+	}
+	defer os.RemoveAll(l.tmp)
+
+	l.step(0, "")
+	if l.cluster, err = l.target.Up(ctx, l.sc, nil); err != nil {
+		return out, err
+	}
+	defer l.cluster.Down()
+	if l.kube, err = kubernetes.NewForConfig(l.cluster.Admin); err != nil {
+		return out, err
+	}
+	l.link = uplink.New(l.sc.Cluster.Uplink.BytesPerSecond())
+	var system liveSystem
+	switch l.system {
+	case sim.Baseline:
+		system = &baselineSystem{run: l}
+	case sim.Reference:
+		system = &referenceSystem{run: l}
+	default:
+		return out, fmt.Errorf("unknown system %q", l.system)
+	}
+	// Stop in order: everything that runs on ctx, then the system.
+	var running sync.WaitGroup
+	defer func() {
+		cancel()
+		running.Wait()
+		l.timersWg.Wait()
+		system.stop()
+	}()
+
+	l.step(1, fmt.Sprintf(": %s of config", l.sc.Config.TotalSize))
+	if err := system.install(ctx); err != nil {
+		return out, fmt.Errorf("install: %w", err)
+	}
+
+	l.step(2, fmt.Sprintf(": %d Running", l.sc.Cluster.Pods))
+	d := controlplane.FakeNodeDeployment(liveNamespace, gameName, gameLabels, int32(l.sc.Cluster.Pods))
+	if _, err := l.kube.AppsV1().Deployments(liveNamespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		return out, err
+	}
+	if err := l.waitFor(ctx, time.Minute, "game pods Running", func() (bool, string) {
+		n, err := l.runningPods(ctx)
+		return err == nil && n == l.sc.Cluster.Pods, fmt.Sprintf("%d of %d", n, l.sc.Cluster.Pods)
+	}); err != nil {
+		return out, err
+	}
+
+	l.step(3, "")
+	source, err := system.start(ctx)
+	if err != nil {
+		return out, fmt.Errorf("start: %w", err)
+	}
+
+	l.step(4, "")
+	rec := metrics.NewRecorder()
+	l.feed = make(chan func(*metrics.Recorder), 8192)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		for f := range l.feed {
+			f(rec)
+		}
+	}()
+	lb := load.NewBalancer(l.sc.Workload.HealthCheck, "/healthz")
+	realizer := pod.NewRealizer(pod.RealizerOptions{
+		Client: l.kube, Namespace: liveNamespace, Selector: gameSelector, Source: source,
+		Game: pod.GameOptions{
+			Capacity:    l.sc.Workload.PodCapacity.PerSecond(),
+			BaseLatency: l.sc.Workload.BaseLatency.D(),
+			MaxQueue:    l.sc.Model.Pods.MaxQueue.D(),
+			Seed:        l.sc.Seed,
+		},
+		Events: pod.Events{
+			Started: func(p *pod.Pod) { lb.Add(p.Addr()) },
+			Stopped: func(p *pod.Pod) { lb.Remove(p.Addr()) },
+			Loaded: func(p *pod.Pod, at time.Time, took time.Duration) {
+				if l.started(p.Created) {
+					t := l.since(at)
+					l.record(func(r *metrics.Recorder) { r.PodConfigLoaded(t, took, 0) })
+				}
+			},
+			Failed: func(p *pod.Pod, err error) { l.notef("pod %s got no config: %v", p.Name, err) },
+		},
+	})
+	running.Add(2)
+	go func() { defer running.Done(); realizer.Run(ctx) }() //nolint:errcheck // nil when ctx ends
+	go func() { defer running.Done(); lb.Run(ctx) }()
+	want := l.sc.Cluster.Pods
+	if err := l.waitFor(ctx, 2*time.Minute, "pods in the balancer's rotation", func() (bool, string) {
+		_, ready := realizer.Pods()
+		return lb.InRotation() == want, fmt.Sprintf("%d with config, %d of %d in rotation", ready, lb.InRotation(), want)
+	}); err != nil {
+		return out, err
+	}
+
+	// Time zero: load, churn and sampling start together.
+	l.startMu.Lock()
+	l.start = time.Now()
+	l.startMu.Unlock()
+	runCtx, stopRun := context.WithTimeout(ctx, l.sc.Duration.D())
+	defer stopRun()
+	lbURL, err := serveHTTP(ctx, &running, lb, nil)
+	if err != nil {
+		return out, err
+	}
+	var raw bytes.Buffer
+	attackErr := make(chan error, 1)
+	go func() {
+		attackErr <- load.Attack(runCtx, load.AttackOptions{
+			Target:   lbURL + "/play",
+			Rate:     int(math.Round(l.sc.Workload.RequestRate.PerSecond())),
+			Duration: l.sc.Duration.D(),
+			Timeout:  l.sc.Workload.Timeout.D(),
+			Start:    l.start,
+		}, func(start, latency time.Duration, ok bool) {
+			l.record(func(r *metrics.Recorder) { r.Request(start, latency, ok) })
+		}, &raw)
+	}()
+	churn := &liveChurn{run: l, system: system, realizer: realizer}
+	running.Add(2)
+	go func() { defer running.Done(); churn.play(runCtx) }()
+	go func() { defer running.Done(); l.sample(runCtx, realizer, lb) }()
+	err = <-attackErr
+	if parent.Err() != nil {
+		return out, parent.Err()
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return out, err
+	}
+	<-runCtx.Done()
+
+	l.step(6, " to "+l.dir)
+	cancel()
+	running.Wait()
+	close(l.feed)
+	<-recorded
+	run := metrics.Run{Scenario: l.sc.Metadata.Name, Mode: l.target.Name(), System: string(l.system), Seed: l.sc.Seed, Duration: l.sc.Duration.D()}
+	rec.ChargeEgressToPodStarts()
+	summary := rec.Summary(run)
+	var summaryJSON, series bytes.Buffer
+	if err := summary.Write(&summaryJSON); err != nil {
+		return out, err
+	}
+	if err := rec.WriteTimeseries(&series); err != nil {
+		return out, err
+	}
+	notes := strings.Join(l.notes, "\n")
+	if notes != "" {
+		notes += "\n"
+	}
+	if err := writeFiles(l.dir,
+		resultFile{"summary.json", summaryJSON.Bytes()},
+		resultFile{"timeseries.csv", series.Bytes()},
+		resultFile{"vegeta.bin", raw.Bytes()},
+		resultFile{"notes.txt", []byte(notes)}); err != nil {
+		return out, err
+	}
+	return LiveOutput{System: l.system, Dir: l.dir, Summary: summary, Notes: l.notes}, nil
+}
+
+// runningPods counts the game pods that are Running and not being
+// deleted.
+func (l *liveRun) runningPods(ctx context.Context) (int, error) {
+	list, err := l.kube.CoreV1().Pods(liveNamespace).List(ctx, metav1.ListOptions{LabelSelector: gameSelector})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range list.Items {
+		if p.Status.Phase == "Running" && p.DeletionTimestamp == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// waitFor polls done every 250 ms until it is true, showing its status.
+func (l *liveRun) waitFor(ctx context.Context, timeout time.Duration, what string, done func() (bool, string)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, status := done()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("waited %s for %s: %s", timeout, what, status)
+		}
+		if !sleepCtx(ctx, 250*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+// sample records, every second, the pods, the uplink's egress, and the
+// API server's and etcd's counters; and shows progress every 5 s.
+func (l *liveRun) sample(ctx context.Context, realizer *pod.Realizer, lb *load.Balancer) {
+	transport, err := rest.TransportFor(l.cluster.Admin)
+	if err != nil {
+		l.notef("no API server metrics: %v", err)
+	}
+	apiClient := &http.Client{Transport: transport, Timeout: 5 * time.Second}
+	plain := &http.Client{Timeout: 5 * time.Second}
+	level := map[string]string{"priority_level": l.cluster.OperatorPriorityLevel}
+	var lastEgress int64
+	var lastAPI, last429, lastLeader float64
+	scrapeFailed := onceEach{note: func(what string, err error) {
+		l.notef("scraping %s failed (first failure; the run goes on): %v", what, err)
+	}}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		first := i == 0 // takes the counters' starting values
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+		now := time.Now()
+		t := l.since(now)
+		total, ready := realizer.Pods()
+		egress := l.link.Bytes()
+		delta := float64(egress - lastEgress)
+		lastEgress = egress
+		var api, n429, leader float64
+		apiOK, etcdOK := false, false
+		if fams, err := metrics.Scrape(ctx, apiClient, l.cluster.Admin.Host+"/metrics"); err == nil {
+			n429 = fams.Sum("apiserver_flowcontrol_rejected_requests_total", level)
+			api = fams.Sum("apiserver_flowcontrol_dispatched_requests_total", level) + n429
+			apiOK = true
+		} else if ctx.Err() == nil {
+			scrapeFailed.report("kube-apiserver", err)
+		}
+		if l.cluster.EtcdMetrics != "" {
+			if fams, err := metrics.Scrape(ctx, plain, l.cluster.EtcdMetrics); err == nil {
+				leader, etcdOK = fams.Sum("etcd_server_leader_changes_seen_total", nil), true
+			} else if ctx.Err() == nil {
+				scrapeFailed.report("etcd", err)
+			}
+		}
+		// The deltas are taken now: the closure runs later, on the
+		// recorder's goroutine.
+		apiDelta, n429Delta, leaderDelta := int64(api-lastAPI), int64(n429-last429), int64(leader-lastLeader)
+		countAPI, countEtcd := apiOK && !first, etcdOK && !first
+		l.record(func(r *metrics.Recorder) {
+			r.Pods(t, total, ready)
+			r.Egress(t-time.Second, t, delta)
+			if countAPI {
+				r.APIRequests(t, apiDelta, n429Delta)
+			}
+			if countEtcd {
+				r.Elections(t, leaderDelta)
+			}
+		})
+		if apiOK {
+			lastAPI, last429 = api, n429
+		}
+		if etcdOK {
+			lastLeader = leader
+		}
+		if i%10 == 0 && !first {
+			l.step(5, fmt.Sprintf(": %s of %s, pods %d (%d with config, %d in rotation), egress %.1f MB/s, operator API requests %.0f (429: %.0f)",
+				t.Truncate(time.Second), l.sc.Duration, total, ready, lb.InRotation(), delta/1e6, api, n429))
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// onceEach reports the first failure of each thing only.
+type onceEach struct {
+	note func(what string, err error)
+	seen map[string]bool
+}
+
+func (o *onceEach) report(what string, err error) {
+	if o.seen == nil {
+		o.seen = map[string]bool{}
+	}
+	if !o.seen[what] {
+		o.seen[what] = true
+		o.note(what, err)
+	}
+}

@@ -1,0 +1,370 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/churnlab/churnlab/baseline"
+	"github.com/churnlab/churnlab/experiments/controlplane"
+	"github.com/churnlab/churnlab/experiments/metrics"
+	"github.com/churnlab/churnlab/experiments/pod"
+	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/experiments/uplink"
+	pb "github.com/churnlab/churnlab/reference/proto"
+	"github.com/churnlab/churnlab/reference/server"
+	"github.com/churnlab/churnlab/reference/store"
+)
+
+// liveSystem is one system under test in a live run.
+type liveSystem interface {
+	// install runs before the game pods exist.
+	install(ctx context.Context) error
+	// start runs once the first pods are Running, and returns how pods
+	// get their config.
+	start(ctx context.Context) (pod.Source, error)
+	// changeConfig rewrites the config of hunts hunts (a configChange).
+	changeConfig(ctx context.Context, hunts int) error
+	// play applies an event only this system has; false if it has none
+	// such, or the event does not apply to it.
+	play(ctx context.Context, e scenario.Event) (bool, error)
+	// stop stops what start started and waits for it.
+	stop()
+}
+
+// serveHTTP serves h on a free loopback port until ctx ends, through
+// link if it is not nil, and returns the base URL.
+func serveHTTP(ctx context.Context, wg *sync.WaitGroup, h http.Handler, link *uplink.Link) (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	var served net.Listener = l
+	if link != nil {
+		served = link.Listen(l)
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); srv.Serve(served) }() //nolint:errcheck // ends with Close
+	go func() { defer wg.Done(); <-ctx.Done(); srv.Close() }()
+	return "http://" + l.Addr().String(), nil
+}
+
+// --- baseline ---
+
+// baselineSystem is the Veltrix-like operator (package baseline), in this
+// process, with its bundle endpoint behind the uplink.
+type baselineSystem struct {
+	run *liveRun
+	op  *baseline.Operator
+	wg  sync.WaitGroup
+	// metricsURL is the operator's /metrics, off the uplink.
+	metricsURL string
+}
+
+func (b *baselineSystem) install(ctx context.Context) error {
+	sc, admin := b.run.sc, b.run.cluster.Admin
+	if err := baseline.Install(ctx, admin, b.run.operatorUser()); err != nil {
+		return err
+	}
+	return baseline.WriteConfig(ctx, admin, liveNamespace, int(sc.Config.TotalSize), sc.Config.Objects)
+}
+
+// quietOperator silences controller-runtime's global logger once: the
+// operator's logs are not part of a run's results.
+var quietOperator sync.Once
+
+func (b *baselineSystem) start(ctx context.Context) (pod.Source, error) {
+	quietOperator.Do(func() { ctrllog.SetLogger(logr.Discard()) })
+	bl := b.run.sc.Baseline
+	op, err := baseline.New(b.run.cluster.Operator, baseline.Options{
+		Namespace:         liveNamespace,
+		PodSelector:       gameSelector,
+		Replicas:          bl.Replicas,
+		ReconcileInterval: bl.ReconcileInterval.D(),
+		Controller:        bl.Controller,
+		QPS:               float32(bl.ClientQPS.PerSecond()),
+		Burst:             bl.ClientBurst,
+		Gzip:              bl.Gzip,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.op = op
+	bundleURL, err := serveHTTP(ctx, &b.wg, op.Handler(), b.run.link)
+	if err != nil {
+		return nil, err
+	}
+	adminURL, err := serveHTTP(ctx, &b.wg, op.Handler(), nil)
+	if err != nil {
+		return nil, err
+	}
+	b.metricsURL = adminURL + "/metrics"
+	started := time.Now()
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := op.Run(ctx); err != nil && ctx.Err() == nil {
+			b.run.notef("operator stopped: %v", err)
+		}
+	}()
+	return &pod.BundleSource{URL: bundleURL, OperatorStarted: started}, nil
+}
+
+// changeConfig rewrites one config object per hunt. The operator sends
+// config only when a pod starts, so no running pod receives the change:
+// its propagation is not measured.
+func (b *baselineSystem) changeConfig(ctx context.Context, hunts int) error {
+	dyn, err := dynamic.NewForConfig(b.run.cluster.Admin)
+	if err != nil {
+		return err
+	}
+	objects := dyn.Resource(baseline.Resource).Namespace(liveNamespace)
+	for i := range min(hunts, b.run.sc.Config.Objects) {
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{"churnlab.io/changed-at":%q}}}`, time.Now().UTC().Format(time.RFC3339Nano))
+		if _, err := objects.Patch(ctx, fmt.Sprintf("config-%04d", i), types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *baselineSystem) play(ctx context.Context, e scenario.Event) (bool, error) {
+	if c := e.ControllerOff; c != nil {
+		b.op.SetController(false)
+		b.run.after(ctx, c.For.D(), func() { b.op.SetController(true) })
+		return true, nil
+	}
+	return false, nil
+}
+
+func (b *baselineSystem) stop() { b.wg.Wait() }
+
+// --- reference ---
+
+// referenceSystem is the streaming config service (package
+// reference/server): its replicas in this process on loopback ports
+// behind the uplink, over one store.
+type referenceSystem struct {
+	run      *liveRun
+	store    store.Store
+	etcd     *controlplane.Etcd // the store's server, when it is etcd
+	replicas []*replica
+	source   *pod.AgentSource
+	wg       sync.WaitGroup
+
+	mu      sync.Mutex
+	changed map[string]change // hunt -> the last change written
+	arrived map[string]bool   // node/hunt pairs that have the last change
+}
+
+type change struct {
+	version uint64
+	at      time.Time
+}
+
+// replica is one configd replica; a replicaKill stops it and brings it
+// back on the same address.
+type replica struct {
+	addr     string
+	registry *prometheus.Registry
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+func (r *referenceSystem) install(ctx context.Context) error {
+	switch kind := r.run.sc.Reference.Store.Kind; kind {
+	case "bbolt":
+		b, err := store.OpenBolt(filepath.Join(r.run.tmp, "configd.db"))
+		if err != nil {
+			return err
+		}
+		r.store = b
+	case "etcd":
+		var err error
+		if r.etcd, err = controlplane.StartEtcd(ctx, r.run.cluster.BinDir); err != nil {
+			return err
+		}
+		e, err := store.OpenEtcd([]string{r.etcd.Endpoint})
+		if err != nil {
+			return err
+		}
+		r.store = e
+	default:
+		return fmt.Errorf("reference.store.kind %s cannot run here (only bbolt and etcd can)", kind)
+	}
+	r.changed, r.arrived = map[string]change{}, map[string]bool{}
+	for range r.run.sc.Reference.Replicas {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		rep := &replica{addr: l.Addr().String()}
+		r.replicas = append(r.replicas, rep)
+		if err := r.serve(ctx, rep, l); err != nil {
+			return err
+		}
+	}
+	return r.putHunts(ctx, r.run.sc.Config.Hunts)
+}
+
+// serve starts rep on l, behind the uplink.
+func (r *referenceSystem) serve(ctx context.Context, rep *replica, l net.Listener) error {
+	rep.registry = prometheus.NewRegistry()
+	srv, err := server.New(server.Options{
+		Store:     r.store,
+		Keepalive: r.run.sc.Reference.Keepalive.D(),
+		L1Entries: r.run.sc.Reference.L1.Entries,
+		L1Bytes:   r.run.sc.Reference.L1.Entries * int(r.run.sc.Reference.L1.EntryBytes),
+		Registry:  rep.registry,
+	})
+	if err != nil {
+		l.Close()
+		return err
+	}
+	ctx, rep.stop = context.WithCancel(ctx)
+	rep.done = make(chan struct{})
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(rep.done)
+		if err := srv.Serve(ctx, r.run.link.Listen(l)); err != nil && ctx.Err() == nil {
+			r.run.notef("configd replica %s stopped: %v", rep.addr, err)
+		}
+	}()
+	return nil
+}
+
+// putHunts writes a new fragment for hunts h-0 ... h-(n-1) through the
+// admin API of the first replica, and remembers each version and when it
+// was written, for propagation.
+func (r *referenceSystem) putHunts(ctx context.Context, n int) error {
+	conn, err := grpc.NewClient(r.replicas[0].addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	admin := pb.NewConfigAdminClient(conn)
+	size := int(r.run.sc.Config.FragmentSize())
+	stamp := time.Now().UTC().Format(time.RFC3339Nano)
+	for i := range n {
+		hunt := fmt.Sprintf("h-%d", i)
+		fragment := make([]byte, size)
+		copy(fragment, fmt.Sprintf("hunt %s written %s\n", hunt, stamp))
+		at := time.Now()
+		resp, err := admin.Put(ctx, &pb.PutRequest{Hunt: hunt, Fragment: fragment})
+		if err != nil {
+			return fmt.Errorf("writing hunt %s: %w", hunt, err)
+		}
+		r.mu.Lock()
+		r.changed[hunt] = change{version: resp.GetVersion(), at: at}
+		for key := range r.arrived {
+			if strings.HasSuffix(key, "/"+hunt) {
+				delete(r.arrived, key)
+			}
+		}
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+func (r *referenceSystem) start(ctx context.Context) (pod.Source, error) {
+	var endpoints []string
+	for _, rep := range r.replicas {
+		endpoints = append(endpoints, rep.addr)
+	}
+	src, err := pod.NewAgentSource(ctx, pod.AgentSourceOptions{
+		Endpoints: endpoints,
+		Dir:       filepath.Join(r.run.tmp, "l2"),
+		Hunts:     r.run.sc.Config.Hunts,
+		Debounce:  r.run.sc.Reference.Debounce.D(),
+		OnUpdate:  r.updated,
+	})
+	r.source = src
+	return src, err
+}
+
+// updated records the propagation of a change the first time it reaches
+// a node.
+func (r *referenceSystem) updated(node, hunt string, version uint64) {
+	now := time.Now()
+	r.mu.Lock()
+	c, ok := r.changed[hunt]
+	key := node + "/" + hunt
+	first := ok && version >= c.version && !r.arrived[key] && r.run.started(c.at)
+	if first {
+		r.arrived[key] = true
+	}
+	r.mu.Unlock()
+	if first {
+		r.run.record(func(rec *metrics.Recorder) { rec.ConfigPropagated(now.Sub(c.at)) })
+	}
+}
+
+func (r *referenceSystem) changeConfig(ctx context.Context, hunts int) error {
+	return r.putHunts(ctx, min(hunts, r.run.sc.Config.Hunts))
+}
+
+func (r *referenceSystem) play(ctx context.Context, e scenario.Event) (bool, error) {
+	switch {
+	case e.ReplicaKill != nil:
+		n := min(e.ReplicaKill.Replicas, len(r.replicas))
+		for _, rep := range r.replicas[:n] {
+			rep.stop()
+			<-rep.done
+		}
+		r.run.after(ctx, e.ReplicaKill.For.D(), func() {
+			for _, rep := range r.replicas[:n] {
+				l, err := net.Listen("tcp", rep.addr)
+				if err == nil {
+					err = r.serve(ctx, rep, l)
+				}
+				if err != nil {
+					r.run.notef("bringing configd replica %s back: %v", rep.addr, err)
+				}
+			}
+		})
+		return true, nil
+	case e.StoreOutage != nil && r.etcd != nil:
+		r.etcd.Kill()
+		r.run.after(ctx, e.StoreOutage.For.D(), func() {
+			if err := r.etcd.Restart(ctx); err != nil {
+				r.run.notef("bringing the store back: %v", err)
+			}
+		})
+		return true, nil
+	}
+	return false, nil
+}
+
+func (r *referenceSystem) stop() {
+	if r.source != nil {
+		r.source.Wait()
+	}
+	r.wg.Wait()
+	var errs []error
+	if r.store != nil {
+		errs = append(errs, r.store.Close())
+	}
+	if r.etcd != nil {
+		r.etcd.Stop()
+	}
+	if err := errors.Join(errs...); err != nil {
+		r.run.notef("closing the store: %v", err)
+	}
+}

@@ -1,0 +1,194 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/churnlab/churnlab/experiments/controlplane"
+	"github.com/churnlab/churnlab/experiments/metrics"
+	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/sim"
+)
+
+// liveTarget returns the local target, building the control plane if
+// needed, and points TMPDIR at a directory the test checks is left empty.
+func liveTarget(t *testing.T) (Target, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	binDir, err := controlplane.EnsureBuilt(context.Background(), os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	target, err := NewTarget("local", binDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return target, tmp
+}
+
+// shortStorm is restart-storm cut to its first d of live time, with the
+// given overrides.
+func shortStorm(t *testing.T, d string, sets ...scenario.Set) *scenario.Scenario {
+	t.Helper()
+	sets = append([]scenario.Set{{Path: "live.duration", Value: d}}, sets...)
+	sc, err := scenario.Load("../scenarios/restart-storm.yaml", sets...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+// childPids lists the live processes whose parent is this test process.
+func childPids(t *testing.T) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...; comm may hold spaces, so split after ')'.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) > 1 && fields[0] != "Z" && fields[1] == strconv.Itoa(os.Getpid()) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// checkCleanedUp fails the test if any process the run started is still
+// running or it left anything in tmp.
+func checkCleanedUp(t *testing.T, tmp string) {
+	t.Helper()
+	if pids := childPids(t); len(pids) > 0 {
+		t.Errorf("processes left running: %v", pids)
+	}
+	left, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range left {
+		t.Errorf("left in TMPDIR: %s", e.Name())
+	}
+}
+
+// TestLiveRunOfBothSystems plays the first 30 s of the restart storm's
+// live version (so, before its events) against both systems and checks
+// what each wrote and that nothing is left behind.
+func TestLiveRunOfBothSystems(t *testing.T) {
+	target, tmp := liveTarget(t)
+	out := t.TempDir()
+	outs, err := RunLive(context.Background(), shortStorm(t, "30s"), LiveOptions{Target: target, OutDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCleanedUp(t, tmp)
+	if len(outs) != 2 {
+		t.Fatalf("%d outputs, want one per system", len(outs))
+	}
+	for _, o := range outs {
+		for _, f := range []string{"summary.json", "timeseries.csv", "vegeta.bin", "notes.txt"} {
+			if _, err := os.Stat(filepath.Join(o.Dir, f)); err != nil {
+				t.Errorf("%s: %v", o.System, err)
+			}
+		}
+		data, err := os.ReadFile(filepath.Join(o.Dir, "summary.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := metrics.ReadSummary(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 850 requests a second for 30 s, every pod in rotation first.
+		if s.Mode != "local" || *s.Requests.Total < 20_000 || *s.Requests.SuccessRatio < 0.99 {
+			t.Errorf("%s: mode %s, %d requests, success %.4f; want local, about 25,500, nearly all ok",
+				o.System, s.Mode, *s.Requests.Total, *s.Requests.SuccessRatio)
+		}
+		if s.APIServer.Requests == nil {
+			t.Errorf("%s: the API server's counters were not scraped", o.System)
+		} else if o.System == sim.Baseline && *s.APIServer.Requests == 0 {
+			t.Errorf("baseline: no operator requests counted at the API server in 30 s of 5 s reconciles")
+		}
+	}
+}
+
+// TestLiveRunCleansUpOnFailure: a run that fails half way (a store that
+// cannot run here) stops what it started and writes nothing.
+func TestLiveRunCleansUpOnFailure(t *testing.T) {
+	target, tmp := liveTarget(t)
+	out := t.TempDir()
+	sc := shortStorm(t, "30s", scenario.Set{Path: "reference.store.kind", Value: "foundationdb"})
+	_, err := RunLive(context.Background(), sc, LiveOptions{Target: target, OutDir: out, Systems: []sim.System{sim.Reference}})
+	if err == nil || !strings.Contains(err.Error(), "foundationdb cannot run here") {
+		t.Fatalf("err = %v, want the store's refusal", err)
+	}
+	checkCleanedUp(t, tmp)
+	if entries, _ := os.ReadDir(out); len(entries) > 0 {
+		t.Errorf("a failed run wrote %d entries into the results directory", len(entries))
+	}
+}
+
+// TestLiveRunCleansUpOnCancel: cancelling mid-run (Ctrl-C in the CLI)
+// stops everything and writes nothing.
+func TestLiveRunCleansUpOnCancel(t *testing.T) {
+	target, tmp := liveTarget(t)
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	progress := &cancelAt{cancel: cancel, marker: "%  run: "}
+	_, err := RunLive(ctx, shortStorm(t, "5m"), LiveOptions{Target: target, OutDir: out, Systems: []sim.System{sim.Baseline}, Progress: progress})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if !progress.fired() {
+		t.Fatal("the run ended before it reached the run step")
+	}
+	checkCleanedUp(t, tmp)
+	if entries, _ := os.ReadDir(out); len(entries) > 0 {
+		t.Errorf("a cancelled run wrote %d entries into the results directory", len(entries))
+	}
+}
+
+// cancelAt is a progress writer that cancels once marker is written.
+type cancelAt struct {
+	cancel func()
+	marker string
+	mu     sync.Mutex
+	done   bool
+}
+
+func (c *cancelAt) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.done && bytes.Contains(p, []byte(c.marker)) {
+		c.done = true
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+func (c *cancelAt) fired() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.done
+}

@@ -1,0 +1,80 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/churnlab/churnlab/experiments/controlplane"
+	"github.com/churnlab/churnlab/experiments/scenario"
+)
+
+// Target is where a live run's Kubernetes cluster comes from. Each
+// system's run gets a cluster of its own from Up, and gives it back with
+// Cluster.Down.
+type Target interface {
+	Name() string // the results directory and summary mode: local, kube or kind
+	Up(ctx context.Context, sc *scenario.Scenario, progress io.Writer) (*Cluster, error)
+}
+
+// Cluster is a Kubernetes cluster ready for one live run.
+type Cluster struct {
+	Admin *rest.Config // sets the scene up; API Priority and Fairness exempts it
+	// Operator is the baseline operator's identity: a plain user whose
+	// requests land in OperatorPriorityLevel, so APF can throttle it.
+	Operator              *rest.Config
+	OperatorPriorityLevel string
+	// EtcdMetrics is the control plane's etcd /metrics URL, "" when the
+	// target cannot reach it.
+	EtcdMetrics string
+	// BinDir holds etcd, for a reference service whose store is etcd.
+	BinDir string
+	Down   func() // stops or releases the cluster; safe to call twice
+}
+
+// Targets lists the names NewTarget knows.
+var Targets = []string{"local", "kube", "kind"}
+
+// NewTarget returns the target called name. Only local runs here: kube
+// and kind need the pod workload as a container image (cmd/podagent) and,
+// for kind, a Docker engine, which these machines do not have.
+func NewTarget(name, binDir string) (Target, error) {
+	switch name {
+	case "local":
+		return localTarget{binDir: binDir}, nil
+	case "kube", "kind":
+		return nil, fmt.Errorf("target %s is not built yet: it needs cmd/podagent as a container image to run game pods inside the cluster (and, for kind, a Docker engine); use --target local", name)
+	}
+	return nil, fmt.Errorf("unknown target %q: want one of %v", name, Targets)
+}
+
+// localTarget is a control plane on this machine (package controlplane):
+// kube-apiserver with APF sized as the live-scale scenario says, etcd,
+// the controller manager, the scheduler and kwok's fake nodes.
+type localTarget struct{ binDir string }
+
+func (localTarget) Name() string { return "local" }
+
+func (t localTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.Writer) (*Cluster, error) {
+	cp, err := controlplane.Start(ctx, controlplane.Options{
+		BinDir:                      t.binDir,
+		Nodes:                       sc.Cluster.Nodes,
+		MaxRequestsInflight:         sc.Cluster.APIServer.MaxRequestsInflight,
+		MaxMutatingRequestsInflight: sc.Cluster.APIServer.MaxMutatingRequestsInflight,
+		QueueLengthLimit:            sc.Model.APIServer.QueueLength,
+		Progress:                    progress,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Cluster{
+		Admin:                 cp.Admin,
+		Operator:              cp.Operator,
+		OperatorPriorityLevel: controlplane.OperatorPriorityLevel,
+		EtcdMetrics:           cp.EtcdURL + "/metrics",
+		BinDir:                t.binDir,
+		Down:                  cp.Stop,
+	}, nil
+}
