@@ -5,8 +5,11 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -18,18 +21,33 @@ import (
 // bundleStore holds the bundle prepared for each pod and serves it through
 // one egress limiter shared by every transfer, as the config store's
 // uplink was shared (F5, F6).
+//
+// Every reload of the config objects makes a new generation of the bundle
+// (F4). A pod holds the generation it was last sent; the periodic
+// reconcile of a pod on an older one sends it the current bundle again,
+// so during churn every pod gets the whole bundle once per pod start
+// (F5, F6), as the simulator's operator model does.
 type bundleStore struct {
 	mu      sync.Mutex
 	bundles map[types.NamespacedName]bundle
-	egress  *rate.Limiter // nil: unlimited
+	current *built            // the last reload's bundle; nil before the first
+	known   map[string]string // config object name -> resourceVersion, as last listed or reloaded
+	egress  *rate.Limiter     // nil: unlimited
 	metrics *operatorMetrics
 }
 
+// bundle is what a pod holds.
 type bundle struct {
-	uid     types.UID
-	data    []byte // nil for an adopted pod
-	version string
-	gzipped bool
+	uid   types.UID
+	built *built // nil for an adopted pod, which has the config it started with
+}
+
+// built is one generation of the bundle, shared by every pod sent it.
+type built struct {
+	data       []byte
+	version    string // content hash and generation
+	gzipped    bool
+	generation int
 }
 
 // egressChunk is how many bytes a transfer takes from the limiter at once.
@@ -53,7 +71,10 @@ func (s *bundleStore) prepared(pod types.NamespacedName, uid types.UID) (version
 	if !ok || b.uid != uid {
 		return "", false
 	}
-	return b.version, true
+	if b.built == nil {
+		return "", true
+	}
+	return b.built.version, true
 }
 
 // adopt records that pod got its config before this operator started.
@@ -69,19 +90,21 @@ func (s *bundleStore) forget(pod types.NamespacedName) {
 	delete(s.bundles, pod)
 }
 
-// put builds the full bundle from every config object, in name order, and
-// returns its version: a hash of its content.
+// put builds the full bundle from every config object, in name order, as
+// a new generation, gives it to pod, and returns its version.
 func (s *bundleStore) put(pod types.NamespacedName, uid types.UID, objects []*unstructured.Unstructured, compress bool) (string, error) {
 	slices.SortFunc(objects, func(a, b *unstructured.Unstructured) int { return strings.Compare(a.GetName(), b.GetName()) })
 	var raw bytes.Buffer
+	versions := map[string]string{}
 	for _, o := range objects {
 		data, _, _ := unstructured.NestedString(o.Object, "spec", "data")
 		raw.WriteString("--- " + o.GetName() + "\n")
 		raw.WriteString(data)
 		raw.WriteByte('\n')
+		versions[o.GetName()] = o.GetResourceVersion()
 	}
 	sum := sha256.Sum256(raw.Bytes())
-	b := bundle{uid: uid, data: raw.Bytes(), version: hex.EncodeToString(sum[:8]), gzipped: compress}
+	b := &built{data: raw.Bytes(), gzipped: compress}
 	if compress {
 		var z bytes.Buffer
 		zw := gzip.NewWriter(&z)
@@ -94,9 +117,57 @@ func (s *bundleStore) put(pod types.NamespacedName, uid types.UID, objects []*un
 		b.data = z.Bytes()
 	}
 	s.mu.Lock()
-	s.bundles[pod] = b
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	b.generation = 1
+	if s.current != nil {
+		b.generation = s.current.generation + 1
+	}
+	b.version = fmt.Sprintf("%s-g%d", hex.EncodeToString(sum[:8]), b.generation)
+	s.current, s.known = b, versions
+	s.metrics.generation.Set(float64(b.generation))
+	if pod.Name != "" {
+		s.bundles[pod] = bundle{uid: uid, built: b}
+	}
 	return b.version, nil
+}
+
+// refresh gives pod the current generation if it holds an older one (an
+// adopted pod holds none), and returns its version; ok is false when the
+// pod is up to date or unknown.
+func (s *bundleStore) refresh(pod types.NamespacedName, uid types.UID) (version string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, known := s.bundles[pod]
+	if !known || b.uid != uid || s.current == nil || (b.built != nil && b.built.generation >= s.current.generation) {
+		return "", false
+	}
+	b.built = s.current
+	s.bundles[pod] = b
+	return s.current.version, true
+}
+
+// changed reports whether listed (config object name -> resourceVersion)
+// differs from what the operator last listed or reloaded. The first list
+// only sets what is known.
+func (s *bundleStore) changed(listed map[string]string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.known == nil {
+		s.known = listed
+		return false
+	}
+	return !maps.Equal(s.known, listed)
+}
+
+// BundleGeneration returns the generation of a bundle version (the
+// BundleAnnotation, or the X-Bundle-Version header of /bundle).
+func BundleGeneration(version string) (int, bool) {
+	i := strings.LastIndex(version, "-g")
+	if i < 0 {
+		return 0, false
+	}
+	g, err := strconv.Atoi(version[i+2:])
+	return g, err == nil && g > 0
 }
 
 // serve answers GET /bundle?namespace=NS&pod=NAME.
@@ -110,16 +181,16 @@ func (s *bundleStore) serve(w http.ResponseWriter, req *http.Request) {
 	s.mu.Lock()
 	b, ok := s.bundles[pod]
 	s.mu.Unlock()
-	if !ok || b.data == nil {
+	if !ok || b.built == nil {
 		http.Error(w, "no bundle prepared for pod "+pod.String()+" (not yet, or it was running before the operator started)", http.StatusNotFound)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("X-Bundle-Version", b.version)
-	if b.gzipped {
+	w.Header().Set("X-Bundle-Version", b.built.version)
+	if b.built.gzipped {
 		w.Header().Set("X-Bundle-Encoding", "gzip")
 	}
-	for rest := b.data; len(rest) > 0; {
+	for rest := b.built.data; len(rest) > 0; {
 		n := min(len(rest), egressChunk)
 		if s.egress != nil {
 			if err := s.egress.WaitN(req.Context(), n); err != nil {

@@ -12,9 +12,14 @@
 //     bundle from the operator's bundle endpoint, through an egress limiter
 //     that stands in for the config store's uplink. Pods already running
 //     when the operator starts are adopted: they have their config.
-//   - Every pod gets a full reconcile every 5 s (RequeueAfter): GET the pod,
-//     LIST the config objects (names and versions), PATCH an annotation. Pods reconciled
-//     together stay in step, so the load comes in bursts.
+//   - Every reload is a new generation of the bundle. Every pod gets a
+//     full reconcile every 5 s (RequeueAfter): a LIST of every config
+//     object (F9; optionally more GETs and PATCHes of the pod, to match a
+//     scenario's apiCallsPerReconcile); a pod on an older
+//     generation is marked again with the current one, and pulls the
+//     whole bundle again (F5, F6). A LIST that finds a changed object
+//     reloads them all: that is how a config change reaches the pods.
+//     Pods reconciled together stay in step, so the load comes in bursts.
 //   - Each of Replicas reconciles every pod on its own (T2), the controller
 //     can be switched off at run time (T3: no API calls until it is back on),
 //     and the client's QPS and burst are settings.

@@ -16,6 +16,7 @@ type operatorMetrics struct {
 	registry     *prometheus.Registry
 	reconciles   *prometheus.CounterVec
 	reloads      prometheus.Counter
+	generation   prometheus.Gauge
 	apiCalls     *prometheus.CounterVec
 	bundleBytes  prometheus.Counter
 	controllerOn prometheus.Gauge
@@ -28,7 +29,10 @@ func newOperatorMetrics() *operatorMetrics {
 			Name: "veltrix_reconciles_total", Help: "Full periodic reconciles of a pod, by operator replica.",
 		}, []string{"replica"}),
 		reloads: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "veltrix_config_reloads_total", Help: "Reloads of every config object for a starting pod.",
+			Name: "veltrix_config_reloads_total", Help: "Reloads of every config object, for a starting pod or a config change.",
+		}),
+		generation: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "veltrix_bundle_generation", Help: "Generation of the current bundle: each reload makes one, which every pod is sent.",
 		}),
 		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veltrix_api_requests_total", Help: "Requests to the Kubernetes API server, by verb and HTTP status code.",
@@ -40,7 +44,7 @@ func newOperatorMetrics() *operatorMetrics {
 			Name: "veltrix_controller_enabled", Help: "1 while the periodic reconcile runs.",
 		}),
 	}
-	m.registry.MustRegister(m.reconciles, m.reloads, m.apiCalls, m.bundleBytes, m.controllerOn,
+	m.registry.MustRegister(m.reconciles, m.reloads, m.generation, m.apiCalls, m.bundleBytes, m.controllerOn,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

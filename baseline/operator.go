@@ -21,10 +21,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -34,8 +36,9 @@ import (
 
 // Pod annotations the operator writes.
 const (
-	// BundleAnnotation holds the version of the bundle prepared for the pod;
-	// once it is set, the pod can pull its bundle.
+	// BundleAnnotation holds the version of the bundle prepared for the pod,
+	// "<content hash>-g<generation>" (see BundleGeneration); once it is
+	// set, the pod can pull its bundle, and when it changes, pull it again.
 	BundleAnnotation = "veltrix.churnlab.io/bundle"
 	// ReconciledAnnotation holds the time of the pod's last full reconcile.
 	ReconciledAnnotation = "veltrix.churnlab.io/reconciled-at"
@@ -47,6 +50,12 @@ type Options struct {
 	PodSelector       string        // label selector of game pods; default "app=game"
 	Replicas          int           // operator replicas; each reconciles every pod (T2); default 1
 	ReconcileInterval time.Duration // full reconcile of each pod; default 5 s (F9)
+	// APICallsPerReconcile is the requests of one full reconcile: a LIST
+	// of every config object, then GETs of the pod, then the last
+	// WritesPerReconcile of them PATCHes of it. Default 1, a LIST alone
+	// (F9, baseline.apiCallsPerReconcile; model.operator.writesPerReconcile).
+	APICallsPerReconcile int
+	WritesPerReconcile   int
 	Controller        bool          // the controller runs (T3); set it, there is no default
 	QPS               float32       // client-side rate limit per replica; default 50 (F11)
 	Burst             int           // default 100
@@ -72,6 +81,7 @@ type Operator struct {
 	controllerCtx context.Context
 	stopInFlight  context.CancelFunc
 	bundles       *bundleStore
+	reloadMu      sync.Mutex // one reload for a config change at a time
 	metrics       *operatorMetrics
 	started       time.Time // pods running since before this are adopted, not reloaded
 }
@@ -103,6 +113,9 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if opts.ReloadParallelism == 0 {
 		opts.ReloadParallelism = 8
 	}
+	if opts.APICallsPerReconcile == 0 {
+		opts.APICallsPerReconcile = 1
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -113,6 +126,9 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, fmt.Errorf("baseline: reconcile interval must be positive, got %s", opts.ReconcileInterval)
 	case opts.QPS < 0 || opts.Burst < 1:
 		return nil, fmt.Errorf("baseline: QPS must be positive and burst at least 1, got %g and %d", opts.QPS, opts.Burst)
+	case opts.WritesPerReconcile < 0 || opts.WritesPerReconcile > opts.APICallsPerReconcile-1:
+		return nil, fmt.Errorf("baseline: a reconcile lists the config first, so at most %d of its %d API calls can be writes, got %d",
+			opts.APICallsPerReconcile-1, opts.APICallsPerReconcile, opts.WritesPerReconcile)
 	case opts.Uplink < 0:
 		return nil, fmt.Errorf("baseline: uplink must not be negative, got %g", opts.Uplink)
 	}
@@ -185,7 +201,10 @@ func (op *Operator) Run(ctx context.Context) error {
 // own pod informer and its own reconciler.
 func (op *Operator) replica(r int) (ctrl.Manager, error) {
 	cfg := rest.CopyConfig(op.cfg)
+	// One token bucket for every client of the replica, as one process
+	// has (each client built from a config without one makes its own).
 	cfg.QPS, cfg.Burst = op.opts.QPS, op.opts.Burst
+	cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(op.opts.QPS, op.opts.Burst)
 	cfg.UserAgent = fmt.Sprintf("veltrix-operator/replica-%d", r)
 	cfg.Wrap(op.metrics.countAPICalls)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -213,7 +232,7 @@ func (op *Operator) replica(r int) (ctrl.Manager, error) {
 		return nil, err
 	}
 	rec := &reconciler{
-		op: op, replica: strconv.Itoa(r), kube: kube,
+		op: op, replica: strconv.Itoa(r), kube: kube, pods: mgr.GetClient(),
 		configs:     dyn.Resource(Resource).Namespace(op.opts.Namespace),
 		configMetas: meta.Resource(Resource).Namespace(op.opts.Namespace),
 	}
@@ -257,13 +276,14 @@ type reconciler struct {
 	op          *Operator
 	replica     string
 	kube        kubernetes.Interface
+	pods        client.Reader              // the replica's informer cache of the game pods
 	configs     dynamic.ResourceInterface  // whole objects
 	configMetas metadata.ResourceInterface // names and versions only
 }
 
 // Reconcile runs for a pod when it appears or changes phase, and again
-// every ReconcileInterval. Every read goes to the API server: Veltrix had
-// no cache.
+// every ReconcileInterval. The pod comes from the informer; every config
+// read goes to the API server: Veltrix had no cache of its config.
 func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	res, err := r.reconcile(ctx, req)
 	if err != nil && !r.op.ControllerOn() {
@@ -286,7 +306,8 @@ func (r *reconciler) reconcile(ctx context.Context, req reconcile.Request) (reco
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(on, cancel)()
-	pod, err := r.kube.CoreV1().Pods(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+	pod := &corev1.Pod{}
+	err := r.pods.Get(ctx, req.NamespacedName, pod)
 	if apierrors.IsNotFound(err) {
 		op.bundles.forget(req.NamespacedName)
 		return reconcile.Result{}, nil
@@ -309,6 +330,10 @@ func (r *reconciler) reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, err
 		}
 	}
+	if v, stale := op.bundles.refresh(req.NamespacedName, pod.UID); stale {
+		// A reload since the pod got its bundle: send it again (F5, F6).
+		version = v
+	}
 	if version != "" && pod.Annotations[BundleAnnotation] != version {
 		// Tell the pod its bundle is ready (again, if the last try failed).
 		if err := r.annotate(ctx, pod, BundleAnnotation, version); err != nil {
@@ -325,8 +350,14 @@ func (r *reconciler) reconcile(ctx context.Context, req reconcile.Request) (reco
 }
 
 // prepareBundle reloads every config object, one GET each, and builds the
-// pod's bundle. It returns the bundle's version.
+// pod's bundle: a new generation. It returns the bundle's version.
 func (r *reconciler) prepareBundle(ctx context.Context, pod *corev1.Pod) (string, error) {
+	return r.reload(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}, pod.UID)
+}
+
+// reload GETs every config object and builds a new generation of the
+// bundle, given to pod unless pod is empty.
+func (r *reconciler) reload(ctx context.Context, pod types.NamespacedName, uid types.UID) (string, error) {
 	op := r.op
 	list, err := r.configMetas.List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -353,7 +384,7 @@ func (r *reconciler) prepareBundle(ctx context.Context, pod *corev1.Pod) (string
 	if err := errors.Join(errs...); err != nil {
 		return "", fmt.Errorf("reloading config for pod %s: %w", pod.Name, err)
 	}
-	version, err := op.bundles.put(types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}, pod.UID, objects, op.opts.Gzip)
+	version, err := op.bundles.put(pod, uid, objects, op.opts.Gzip)
 	if err != nil {
 		return "", err
 	}
@@ -361,18 +392,45 @@ func (r *reconciler) prepareBundle(ctx context.Context, pod *corev1.Pod) (string
 	return version, nil
 }
 
-// fullReconcile is Veltrix's periodic reconcile: LIST the config objects
-// (their names and versions) and write the pod's annotation, each time
+// fullReconcile is Veltrix's periodic reconcile: LIST every config object
+// (then GET and PATCH the pod as many times as Options says), each time
 // (F9). Cheap alone; 36 a second of them is what the API server could not
-// absorb.
+// absorb. A LIST that finds the config changed reloads it all.
 func (r *reconciler) fullReconcile(ctx context.Context, pod *corev1.Pod) error {
-	if _, err := r.configMetas.List(ctx, metav1.ListOptions{}); err != nil {
+	op := r.op
+	list, err := r.configs.List(ctx, metav1.ListOptions{})
+	if err != nil {
 		return err
 	}
-	if err := r.annotate(ctx, pod, ReconciledAnnotation, r.op.opts.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-		return err
+	listed := make(map[string]string, len(list.Items))
+	for _, item := range list.Items {
+		listed[item.GetName()] = item.GetResourceVersion()
 	}
-	r.op.metrics.reconciles.WithLabelValues(r.replica).Inc()
+	if op.bundles.changed(listed) {
+		// The config changed: reload it all, a new generation that every
+		// pod's next reconcile sends it. One reload at a time; a reconcile
+		// that waited finds the change already loaded.
+		op.reloadMu.Lock()
+		if op.bundles.changed(listed) {
+			_, err = r.reload(ctx, types.NamespacedName{}, "")
+		}
+		op.reloadMu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	writes := op.opts.WritesPerReconcile
+	for range op.opts.APICallsPerReconcile - 1 - writes {
+		if _, err := r.kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	for range writes {
+		if err := r.annotate(ctx, pod, ReconciledAnnotation, op.opts.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+			return err
+		}
+	}
+	op.metrics.reconciles.WithLabelValues(r.replica).Inc()
 	return nil
 }
 

@@ -114,6 +114,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{Options{ReconcileInterval: -time.Second}, "reconcile interval"},
 		{Options{Burst: -1}, "burst"},
 		{Options{Uplink: -5}, "uplink"},
+		{Options{APICallsPerReconcile: 2, WritesPerReconcile: 2}, "at most 1 of its 2 API calls can be writes"},
 		{Options{PodSelector: "app in (game"}, "pod selector"},
 	}
 	for _, c := range sad {
@@ -159,6 +160,57 @@ func TestWriteConfigRefusesWhatEtcdWould(t *testing.T) {
 		err := WriteConfig(context.Background(), cfg, "default", c.size, c.objects)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("WriteConfig(%d bytes, %d objects) = %v, want an error saying %q", c.size, c.objects, err, c.want)
+		}
+	}
+}
+
+// TestGenerations: every reload is a new generation; a pod on an older one
+// (or adopted) is refreshed to the current one once, and a listing that
+// differs from the last reload counts as a change.
+func TestGenerations(t *testing.T) {
+	s := newBundleStore(0, newOperatorMetrics())
+	a := types.NamespacedName{Namespace: "default", Name: "a"}
+	b := types.NamespacedName{Namespace: "default", Name: "b"}
+	old := types.NamespacedName{Namespace: "default", Name: "old"}
+	s.adopt(old, "u-old")
+	if _, stale := s.refresh(old, "u-old"); stale {
+		t.Error("an adopted pod is stale before any reload")
+	}
+	obj := configObject("c", "data")
+	obj.SetResourceVersion("7")
+	va, _ := s.put(a, "u-a", []*unstructured.Unstructured{obj}, false)
+	vb, _ := s.put(b, "u-b", []*unstructured.Unstructured{obj}, false)
+	if va == vb {
+		t.Errorf("two reloads gave one version %q; each is a generation", va)
+	}
+	for _, p := range []struct {
+		pod types.NamespacedName
+		uid types.UID
+	}{{a, "u-a"}, {old, "u-old"}} {
+		v, stale := s.refresh(p.pod, p.uid)
+		if !stale || v != vb {
+			t.Errorf("%s: refresh = %q, %v; want the current %q", p.pod.Name, v, stale, vb)
+		}
+		if _, again := s.refresh(p.pod, p.uid); again {
+			t.Errorf("%s: refreshed twice for one generation", p.pod.Name)
+		}
+	}
+	if _, stale := s.refresh(b, "u-b"); stale {
+		t.Error("the pod of the last reload is stale")
+	}
+	if s.changed(map[string]string{"c": "7"}) {
+		t.Error("a listing equal to the last reload counts as a change")
+	}
+	if !s.changed(map[string]string{"c": "8"}) {
+		t.Error("a new resourceVersion does not count as a change")
+	}
+}
+
+func TestBundleGeneration(t *testing.T) {
+	for version, want := range map[string]int{"0a1b2c3d4e5f6a7b-g12": 12, "x-g1": 1, "": 0, "abc": 0, "abc-g": 0, "abc-g0": 0, "abc-g-3": 0} {
+		got, ok := BundleGeneration(version)
+		if got != want && ok || ok != (want > 0) {
+			t.Errorf("BundleGeneration(%q) = %d, %v; want %d", version, got, ok, want)
 		}
 	}
 }

@@ -54,6 +54,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.Float64Var(&qps, "qps", 50, "client-side API rate limit per replica")
 	fs.IntVar(&opts.Burst, "burst", 100, "client-side API burst per replica")
 	fs.IntVar(&opts.Workers, "workers", 8, "concurrent reconciles per replica")
+	fs.IntVar(&opts.APICallsPerReconcile, "api-calls-per-reconcile", 1, "API requests of one full reconcile: a LIST of the config, then GETs, then --writes-per-reconcile PATCHes of the pod")
+	fs.IntVar(&opts.WritesPerReconcile, "writes-per-reconcile", 0, "how many of a reconcile's API requests are PATCHes")
 	fs.IntVar(&opts.ReloadParallelism, "reload-parallelism", 8, "concurrent GETs when reloading config for a starting pod")
 	fs.BoolVar(&opts.Gzip, "gzip", false, "gzip bundles")
 	if err := fs.Parse(args); err != nil {

@@ -181,15 +181,14 @@ func (r *Realizer) work(ctx context.Context, p *Pod) {
 	if ev.Started != nil {
 		ev.Started(p)
 	}
-	err := r.opts.Source.Load(ctx, p)
-	switch {
-	case err == nil:
+	err := r.opts.Source.Serve(ctx, p, func() {
 		p.game.SetReady()
 		if ev.Loaded != nil {
 			now := time.Now()
 			ev.Loaded(p, now, now.Sub(p.Created))
 		}
-	case ctx.Err() == nil && ev.Failed != nil:
+	})
+	if err != nil && ev.Failed != nil {
 		ev.Failed(p, err)
 	}
 	<-ctx.Done()

@@ -20,9 +20,10 @@ import (
 
 // Source is how a system delivers config to a pod.
 type Source interface {
-	// Load returns once p has its config, or with ctx's error when the
-	// pod goes away first.
-	Load(ctx context.Context, p *Pod) error
+	// Serve gets p its config, calls loaded once p has it, and keeps it
+	// current until ctx ends (the pod went away). It returns early only
+	// when it cannot get p config at all.
+	Serve(ctx context.Context, p *Pod, loaded func()) error
 	// Unload is called once p is gone.
 	Unload(p *Pod)
 }
@@ -32,45 +33,64 @@ const retryEvery = time.Second
 
 // BundleSource is the baseline's delivery: a pod waits until the operator
 // has prepared its bundle and marked it (baseline.BundleAnnotation), then
-// pulls the whole bundle from the operator's bundle endpoint.
+// pulls the whole bundle from the operator's bundle endpoint; and pulls
+// it again whenever the operator marks it with a new version.
 type BundleSource struct {
 	URL string // the operator's bundle endpoint, e.g. http://127.0.0.1:8080 (behind the uplink)
 	// OperatorStarted is when the operator started; it adopts pods that
 	// started before, which have their config already.
 	OperatorStarted time.Time
 	Client          *http.Client // default http.DefaultClient
+	// Pulled, if set, is called after each complete pull, with the
+	// version the operator sent.
+	Pulled func(p *Pod, version string, at time.Time)
 }
 
-// Load implements Source.
-func (s *BundleSource) Load(ctx context.Context, p *Pod) error {
+// Serve implements Source.
+func (s *BundleSource) Serve(ctx context.Context, p *Pod, loaded func()) error {
+	have := ""      // the version last pulled
+	waiting := true // for the first config
+	if start := p.Object().Status.StartTime; start != nil && start.Time.Before(s.OperatorStarted) {
+		waiting = false // adopted: it has the config it started with
+		loaded()
+	}
 	for {
-		obj := p.Object()
-		if start := obj.Status.StartTime; start != nil && start.Time.Before(s.OperatorStarted) {
-			return nil // adopted
-		}
-		if obj.Annotations[baseline.BundleAnnotation] != "" {
-			err := s.pull(ctx, p)
-			if err == nil || ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if !sleep(ctx, retryEvery) {
-				return ctx.Err()
+		want := p.Object().Annotations[baseline.BundleAnnotation]
+		if want != "" && want != have {
+			version, err := s.pull(ctx, p)
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case err != nil:
+				if !sleep(ctx, retryEvery) {
+					return nil
+				}
+			default:
+				have = version
+				if s.Pulled != nil {
+					s.Pulled(p, version, time.Now())
+				}
+				if waiting {
+					waiting = false
+					loaded()
+				}
 			}
 			continue
 		}
 		select {
 		case <-p.Changed():
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil
 		}
 	}
 }
 
-func (s *BundleSource) pull(ctx context.Context, p *Pod) error {
+// pull reads p's bundle to the end and returns its version.
+func (s *BundleSource) pull(ctx context.Context, p *Pod) (string, error) {
 	u := fmt.Sprintf("%s/bundle?namespace=%s&pod=%s", s.URL, url.QueryEscape(p.Namespace), url.QueryEscape(p.Name))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	client := s.Client
 	if client == nil {
@@ -78,16 +98,16 @@ func (s *BundleSource) pull(ctx context.Context, p *Pod) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
+		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("bundle of %s: %s", p.Name, resp.Status)
+		return "", fmt.Errorf("bundle of %s: %s", p.Name, resp.Status)
 	}
-	return nil
+	return resp.Header.Get("X-Bundle-Version"), nil
 }
 
 // Unload implements Source: the baseline keeps nothing per pod.
@@ -131,14 +151,21 @@ func HuntOf(pod string, hunts int) string {
 	return fmt.Sprintf("h-%d", h.Sum32()%uint32(hunts))
 }
 
-// Load implements Source.
-func (s *AgentSource) Load(ctx context.Context, p *Pod) error {
+// Serve implements Source: the node's agent keeps the fragment current.
+func (s *AgentSource) Serve(ctx context.Context, p *Pod, loaded func()) error {
 	a, err := s.agentFor(p.Node)
 	if err != nil {
 		return err
 	}
-	_, _, err = a.Acquire(ctx, p.Name, HuntOf(p.Name, s.opts.Hunts))
-	return err
+	if _, _, err := a.Acquire(ctx, p.Name, HuntOf(p.Name, s.opts.Hunts)); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	loaded()
+	<-ctx.Done()
+	return nil
 }
 
 // Unload implements Source: the hunt stays on the node's stream for the

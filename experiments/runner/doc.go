@@ -4,6 +4,7 @@
 //     it with a progress line, checks determinism on request, and writes
 //     <out>/<scenario>/sim/<system>/{summary.json,timeseries.csv}, or
 //     sim-live/ for the scenario at its live scale.
+//
 //   - The live runner (live*.go) plays the scenario at its live scale
 //     against the real systems on a cluster from a Target (target.go:
 //     local now; kube and kind fit beside it): it installs the system,
@@ -13,10 +14,11 @@
 //     scrapes the API server and etcd every second, and writes the same
 //     files under <out>/<scenario>/<target>/<system>/, plus vegeta.bin
 //     and notes.txt.
+//
 //   - The sweep (sweep.go) runs the simulator across one parameter and
 //     finds the knee.
 //
-//	outs, err := runner.RunSim(sc, runner.SimOptions{OutDir: "results", Progress: os.Stderr})
-//	target, err := runner.NewTarget("local", binDir)
-//	live, err := runner.RunLive(ctx, sc, runner.LiveOptions{Target: target, OutDir: "results", Progress: os.Stderr})
+//     outs, err := runner.RunSim(sc, runner.SimOptions{OutDir: "results", Progress: os.Stderr})
+//     target, err := runner.NewTarget("local", binDir)
+//     live, err := runner.RunLive(ctx, sc, runner.LiveOptions{Target: target, OutDir: "results", Progress: os.Stderr})
 package runner

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -75,6 +76,9 @@ type baselineSystem struct {
 	wg  sync.WaitGroup
 	// metricsURL is the operator's /metrics, off the uplink.
 	metricsURL string
+
+	mu     sync.Mutex
+	change *bundleChange
 }
 
 func (b *baselineSystem) install(ctx context.Context) error {
@@ -93,14 +97,16 @@ func (b *baselineSystem) start(ctx context.Context) (pod.Source, error) {
 	quietOperator.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	bl := b.run.sc.Baseline
 	op, err := baseline.New(b.run.cluster.Operator, baseline.Options{
-		Namespace:         liveNamespace,
-		PodSelector:       gameSelector,
-		Replicas:          bl.Replicas,
-		ReconcileInterval: bl.ReconcileInterval.D(),
-		Controller:        bl.Controller,
-		QPS:               float32(bl.ClientQPS.PerSecond()),
-		Burst:             bl.ClientBurst,
-		Gzip:              bl.Gzip,
+		Namespace:            liveNamespace,
+		PodSelector:          gameSelector,
+		Replicas:             bl.Replicas,
+		ReconcileInterval:    bl.ReconcileInterval.D(),
+		APICallsPerReconcile: bl.APICallsPerReconcile,
+		WritesPerReconcile:   b.run.sc.Model.Operator.WritesPerReconcile,
+		Controller:           bl.Controller,
+		QPS:                  float32(bl.ClientQPS.PerSecond()),
+		Burst:                bl.ClientBurst,
+		Gzip:                 bl.Gzip,
 	})
 	if err != nil {
 		return nil, err
@@ -123,25 +129,69 @@ func (b *baselineSystem) start(ctx context.Context) (pod.Source, error) {
 			b.run.notef("operator stopped: %v", err)
 		}
 	}()
-	return &pod.BundleSource{URL: bundleURL, OperatorStarted: started}, nil
+	return &pod.BundleSource{URL: bundleURL, OperatorStarted: started, Pulled: b.pulled}, nil
 }
 
-// changeConfig rewrites one config object per hunt. The operator sends
-// config only when a pod starts, so no running pod receives the change:
-// its propagation is not measured.
+// changeConfig rewrites the start of one config object per hunt. The
+// operator's next LIST sees the new versions and reloads everything: a new
+// generation, which each pod is sent at its next reconcile. A pod's first
+// pull of a later generation is the change's propagation to it.
 func (b *baselineSystem) changeConfig(ctx context.Context, hunts int) error {
+	fams, err := metrics.Scrape(ctx, &http.Client{Timeout: 5 * time.Second}, b.metricsURL)
+	if err != nil {
+		return err
+	}
+	generation := int(fams.Sum("veltrix_bundle_generation", nil))
 	dyn, err := dynamic.NewForConfig(b.run.cluster.Admin)
 	if err != nil {
 		return err
 	}
 	objects := dyn.Resource(baseline.Resource).Namespace(liveNamespace)
+	at := time.Now()
+	stamp := "changed at " + at.UTC().Format(time.RFC3339Nano) + "\n"
+	b.mu.Lock()
+	b.change = &bundleChange{at: at, after: generation, arrived: map[types.UID]bool{}}
+	b.mu.Unlock()
 	for i := range min(hunts, b.run.sc.Config.Objects) {
-		patch := fmt.Sprintf(`{"metadata":{"annotations":{"churnlab.io/changed-at":%q}}}`, time.Now().UTC().Format(time.RFC3339Nano))
-		if _, err := objects.Patch(ctx, fmt.Sprintf("config-%04d", i), types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		name := fmt.Sprintf("config-%04d", i)
+		obj, err := objects.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		data, _, _ := unstructured.NestedString(obj.Object, "spec", "data")
+		data = stamp + data[min(len(stamp), len(data)):]
+		if err := unstructured.SetNestedField(obj.Object, data, "spec", "data"); err != nil {
+			return err
+		}
+		if _, err := objects.Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// bundleChange is the last config change: when it was written, and the
+// operator's generation then.
+type bundleChange struct {
+	at      time.Time
+	after   int
+	arrived map[types.UID]bool // pods that have it
+}
+
+// pulled records the propagation of the last change to a pod that was
+// running when it was written, the first time it pulls a later generation.
+func (b *baselineSystem) pulled(p *pod.Pod, version string, at time.Time) {
+	g, ok := baseline.BundleGeneration(version)
+	b.mu.Lock()
+	c := b.change
+	first := ok && c != nil && g > c.after && p.Created.Before(c.at) && !c.arrived[p.UID]
+	if first {
+		c.arrived[p.UID] = true
+	}
+	b.mu.Unlock()
+	if first {
+		b.run.record(func(r *metrics.Recorder) { r.ConfigPropagated(at.Sub(c.at)) })
+	}
 }
 
 func (b *baselineSystem) play(ctx context.Context, e scenario.Event) (bool, error) {
