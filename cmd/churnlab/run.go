@@ -31,7 +31,7 @@ the Veltrix-like operator (package baseline) and the streaming config
 service (package reference), one after the other, each on a fresh cluster.
 Game pods are in-process workers with real sockets, behind a load balancer
 with active health checks, under vegeta load. It writes
-<out>/<scenario>/<target>/<system>/{summary.json,timeseries.csv,vegeta.bin,notes.txt}.
+<out>/<scenario>/<target>/<system>/{summary.json,timeseries.csv,vegeta.bin,scrapes.csv,notes.txt}.
 
 Each system takes live.duration plus about half a minute. Ctrl-C stops
 everything the run started and writes nothing.`,
@@ -65,7 +65,7 @@ everything the run started and writes nothing.`,
 			outs, err := runner.RunLive(ctx, sc, runner.LiveOptions{Target: t, Systems: systems, OutDir: out, Progress: stderr})
 			var summaries []*metrics.Summary
 			for _, o := range outs {
-				fmt.Fprintf(stdout, "wrote %s/{summary.json,timeseries.csv,vegeta.bin,notes.txt}\n", o.Dir)
+				fmt.Fprintf(stdout, "wrote %s/{summary.json,timeseries.csv,vegeta.bin,scrapes.csv,notes.txt}\n", o.Dir)
 				summaries = append(summaries, o.Summary)
 			}
 			printComparison(stdout, summaries)

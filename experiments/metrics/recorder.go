@@ -236,13 +236,3 @@ func (r *Recorder) Elections(at time.Duration, n int64) {
 	r.elections += n
 	r.at(at).elections += n
 }
-
-// ChargeEgressToPodStarts sets the uplink bytes of the pod starts recorded
-// so far to all the egress recorded, shared evenly: a live run sees the
-// uplink's bytes but not which transfer served which pod.
-func (r *Recorder) ChargeEgressToPodStarts() {
-	r.podStartBytes = 0
-	for _, w := range r.windows {
-		r.podStartBytes += w.egressBytes
-	}
-}

@@ -1,9 +1,15 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -59,3 +65,41 @@ func matches(m *dto.Metric, match map[string]string) bool {
 	}
 	return found == len(match)
 }
+
+// ScrapeLog is a CSV of scraped samples, one row per counter or gauge
+// sample per scrape: t_s,source,metric,labels,value. Labels are name=value
+// pairs joined by ';' in name order.
+type ScrapeLog struct {
+	buf bytes.Buffer
+	w   *csv.Writer
+}
+
+// Add appends the counters and gauges of f whose name starts with prefix
+// and whose labels include match, as scraped from source at t.
+func (l *ScrapeLog) Add(t time.Duration, source string, f Families, prefix string, match map[string]string) {
+	if l.w == nil {
+		l.w = csv.NewWriter(&l.buf)
+		_ = l.w.Write([]string{"t_s", "source", "metric", "labels", "value"}) // to a bytes.Buffer: cannot fail
+	}
+	defer l.w.Flush()
+	for _, name := range slices.Sorted(maps.Keys(f)) {
+		if !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		for _, m := range f[name].GetMetric() {
+			if !matches(m, match) || (m.Counter == nil && m.Gauge == nil) {
+				continue
+			}
+			var labels []string
+			for _, lp := range m.GetLabel() {
+				labels = append(labels, lp.GetName()+"="+lp.GetValue())
+			}
+			slices.Sort(labels)
+			value := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			_ = l.w.Write([]string{fmt.Sprintf("%.0f", t.Seconds()), source, name, strings.Join(labels, ";"), fmt.Sprint(value)})
+		}
+	}
+}
+
+// Bytes returns the CSV so far.
+func (l *ScrapeLog) Bytes() []byte { return l.buf.Bytes() }

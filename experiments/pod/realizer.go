@@ -42,10 +42,10 @@ func (p *Pod) Ready() bool { return p.game.Ready() }
 // Events are the realizer's callbacks, each called from its own worker's
 // goroutine; any may be nil.
 type Events struct {
-	Started func(p *Pod)                                   // the game server listens: add it to the balancer
-	Loaded  func(p *Pod, at time.Time, took time.Duration) // the config is in; took is from the Pod's creation
-	Failed  func(p *Pod, err error)                        // the config could not be loaded
-	Stopped func(p *Pod)                                   // the pod is gone
+	Started func(p *Pod)                                                      // the game server listens: add it to the balancer
+	Loaded  func(p *Pod, at time.Time, took time.Duration, uplinkBytes int64) // the config is in; took is from the Pod's creation
+	Failed  func(p *Pod, err error)                                           // the config could not be loaded
+	Stopped func(p *Pod)                                                      // the pod is gone
 }
 
 // RealizerOptions configures a Realizer.
@@ -181,11 +181,11 @@ func (r *Realizer) work(ctx context.Context, p *Pod) {
 	if ev.Started != nil {
 		ev.Started(p)
 	}
-	err := r.opts.Source.Serve(ctx, p, func() {
+	err := r.opts.Source.Serve(ctx, p, func(uplinkBytes int64) {
 		p.game.SetReady()
 		if ev.Loaded != nil {
 			now := time.Now()
-			ev.Loaded(p, now, now.Sub(p.Created))
+			ev.Loaded(p, now, now.Sub(p.Created), uplinkBytes)
 		}
 	})
 	if err != nil && ev.Failed != nil {

@@ -20,10 +20,11 @@ import (
 
 // Source is how a system delivers config to a pod.
 type Source interface {
-	// Serve gets p its config, calls loaded once p has it, and keeps it
-	// current until ctx ends (the pod went away). It returns early only
-	// when it cannot get p config at all.
-	Serve(ctx context.Context, p *Pod, loaded func()) error
+	// Serve gets p its config, calls loaded once p has it, with the bytes
+	// that fetch moved over the uplink, and keeps it current until ctx
+	// ends (the pod went away). It returns early only when it cannot get
+	// p config at all.
+	Serve(ctx context.Context, p *Pod, loaded func(uplinkBytes int64)) error
 	// Unload is called once p is gone.
 	Unload(p *Pod)
 }
@@ -47,17 +48,17 @@ type BundleSource struct {
 }
 
 // Serve implements Source.
-func (s *BundleSource) Serve(ctx context.Context, p *Pod, loaded func()) error {
+func (s *BundleSource) Serve(ctx context.Context, p *Pod, loaded func(uplinkBytes int64)) error {
 	have := ""      // the version last pulled
 	waiting := true // for the first config
 	if start := p.Object().Status.StartTime; start != nil && start.Time.Before(s.OperatorStarted) {
 		waiting = false // adopted: it has the config it started with
-		loaded()
+		loaded(0)
 	}
 	for {
 		want := p.Object().Annotations[baseline.BundleAnnotation]
 		if want != "" && want != have {
-			version, err := s.pull(ctx, p)
+			version, n, err := s.pull(ctx, p)
 			switch {
 			case ctx.Err() != nil:
 				return nil
@@ -72,7 +73,7 @@ func (s *BundleSource) Serve(ctx context.Context, p *Pod, loaded func()) error {
 				}
 				if waiting {
 					waiting = false
-					loaded()
+					loaded(n)
 				}
 			}
 			continue
@@ -85,12 +86,12 @@ func (s *BundleSource) Serve(ctx context.Context, p *Pod, loaded func()) error {
 	}
 }
 
-// pull reads p's bundle to the end and returns its version.
-func (s *BundleSource) pull(ctx context.Context, p *Pod) (string, error) {
+// pull reads p's bundle to the end and returns its version and size.
+func (s *BundleSource) pull(ctx context.Context, p *Pod) (string, int64, error) {
 	u := fmt.Sprintf("%s/bundle?namespace=%s&pod=%s", s.URL, url.QueryEscape(p.Namespace), url.QueryEscape(p.Name))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	client := s.Client
 	if client == nil {
@@ -98,16 +99,17 @@ func (s *BundleSource) pull(ctx context.Context, p *Pod) (string, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return "", err
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return "", n, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("bundle of %s: %s", p.Name, resp.Status)
+		return "", n, fmt.Errorf("bundle of %s: %s", p.Name, resp.Status)
 	}
-	return resp.Header.Get("X-Bundle-Version"), nil
+	return resp.Header.Get("X-Bundle-Version"), n, nil
 }
 
 // Unload implements Source: the baseline keeps nothing per pod.
@@ -152,18 +154,26 @@ func HuntOf(pod string, hunts int) string {
 }
 
 // Serve implements Source: the node's agent keeps the fragment current.
-func (s *AgentSource) Serve(ctx context.Context, p *Pod, loaded func()) error {
+// The fetch moved the fragment over the uplink unless the node held it.
+func (s *AgentSource) Serve(ctx context.Context, p *Pod, loaded func(uplinkBytes int64)) error {
 	a, err := s.agentFor(p.Node)
 	if err != nil {
 		return err
 	}
-	if _, _, err := a.Acquire(ctx, p.Name, HuntOf(p.Name, s.opts.Hunts)); err != nil {
+	hunt := HuntOf(p.Name, s.opts.Hunts)
+	_, held := a.Versions()[hunt]
+	fragment, _, err := a.Acquire(ctx, p.Name, hunt)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	loaded()
+	if held {
+		loaded(0)
+	} else {
+		loaded(int64(len(fragment)))
+	}
 	<-ctx.Done()
 	return nil
 }

@@ -13,7 +13,8 @@
 //     plays the timeline against the Kubernetes API (live_churn.go),
 //     scrapes the API server and etcd every second, and writes the same
 //     files under <out>/<scenario>/<target>/<system>/, plus vegeta.bin
-//     and notes.txt.
+//     (vegeta's raw results), scrapes.csv (every endpoint's counters,
+//     second by second) and notes.txt (what the run skipped, and why).
 //
 //   - The sweep (sweep.go) runs the simulator across one parameter and
 //     finds the knee.

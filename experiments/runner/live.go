@@ -112,6 +112,16 @@ type liveRun struct {
 	notesMu  sync.Mutex
 	notes    []string
 	timersWg sync.WaitGroup
+	scrapes  metrics.ScrapeLog // written by sample only
+}
+
+// sourcePrefix is the metric prefix the scrape log keeps of a system's
+// endpoint: the operator's veltrix_*, a configd replica's configd_*.
+func sourcePrefix(source string) string {
+	if source == "operator" {
+		return "veltrix_"
+	}
+	return "configd_"
 }
 
 // liveSteps names the steps of one system's run, for the progress line.
@@ -240,10 +250,10 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 		Events: pod.Events{
 			Started: func(p *pod.Pod) { lb.Add(p.Addr()) },
 			Stopped: func(p *pod.Pod) { lb.Remove(p.Addr()) },
-			Loaded: func(p *pod.Pod, at time.Time, took time.Duration) {
+			Loaded: func(p *pod.Pod, at time.Time, took time.Duration, uplinkBytes int64) {
 				if l.started(p.Created) {
 					t := l.since(at)
-					l.record(func(r *metrics.Recorder) { r.PodConfigLoaded(t, took, 0) })
+					l.record(func(r *metrics.Recorder) { r.PodConfigLoaded(t, took, float64(uplinkBytes)) })
 				}
 			},
 			Failed: func(p *pod.Pod, err error) { l.notef("pod %s got no config: %v", p.Name, err) },
@@ -286,7 +296,7 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	churn := &liveChurn{run: l, system: system, realizer: realizer}
 	running.Add(2)
 	go func() { defer running.Done(); churn.play(runCtx) }()
-	go func() { defer running.Done(); l.sample(runCtx, realizer, lb) }()
+	go func() { defer running.Done(); l.sample(runCtx, system, realizer, lb) }()
 	err = <-attackErr
 	if parent.Err() != nil {
 		return out, parent.Err()
@@ -302,7 +312,6 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	close(l.feed)
 	<-recorded
 	run := metrics.Run{Scenario: l.sc.Metadata.Name, Mode: l.target.Name(), System: string(l.system), Seed: l.sc.Seed, Duration: l.sc.Duration.D()}
-	rec.ChargeEgressToPodStarts()
 	summary := rec.Summary(run)
 	var summaryJSON, series bytes.Buffer
 	if err := summary.Write(&summaryJSON); err != nil {
@@ -319,6 +328,7 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 		resultFile{"summary.json", summaryJSON.Bytes()},
 		resultFile{"timeseries.csv", series.Bytes()},
 		resultFile{"vegeta.bin", raw.Bytes()},
+		resultFile{"scrapes.csv", l.scrapes.Bytes()},
 		resultFile{"notes.txt", []byte(notes)}); err != nil {
 		return out, err
 	}
@@ -359,8 +369,9 @@ func (l *liveRun) waitFor(ctx context.Context, timeout time.Duration, what strin
 }
 
 // sample records, every second, the pods, the uplink's egress, and the
-// API server's and etcd's counters; and shows progress every 5 s.
-func (l *liveRun) sample(ctx context.Context, realizer *pod.Realizer, lb *load.Balancer) {
+// API server's and etcd's counters; logs those and the system's own
+// metrics into scrapes.csv; and shows progress every 10 s.
+func (l *liveRun) sample(ctx context.Context, system liveSystem, realizer *pod.Realizer, lb *load.Balancer) {
 	transport, err := rest.TransportFor(l.cluster.Admin)
 	if err != nil {
 		l.notef("no API server metrics: %v", err)
@@ -393,6 +404,7 @@ func (l *liveRun) sample(ctx context.Context, realizer *pod.Realizer, lb *load.B
 		var api, n429, leader float64
 		apiOK, etcdOK := false, false
 		if fams, err := metrics.Scrape(ctx, apiClient, l.cluster.Admin.Host+"/metrics"); err == nil {
+			l.scrapes.Add(t, "kube-apiserver", fams, "apiserver_flowcontrol_", level)
 			n429 = fams.Sum("apiserver_flowcontrol_rejected_requests_total", level)
 			api = fams.Sum("apiserver_flowcontrol_dispatched_requests_total", level) + n429
 			apiOK = true
@@ -401,9 +413,17 @@ func (l *liveRun) sample(ctx context.Context, realizer *pod.Realizer, lb *load.B
 		}
 		if l.cluster.EtcdMetrics != "" {
 			if fams, err := metrics.Scrape(ctx, plain, l.cluster.EtcdMetrics); err == nil {
+				l.scrapes.Add(t, "etcd", fams, "etcd_server_", nil)
 				leader, etcdOK = fams.Sum("etcd_server_leader_changes_seen_total", nil), true
 			} else if ctx.Err() == nil {
 				scrapeFailed.report("etcd", err)
+			}
+		}
+		for name, url := range system.metrics() {
+			if fams, err := metrics.Scrape(ctx, plain, url); err == nil {
+				l.scrapes.Add(t, name, fams, sourcePrefix(name), nil)
+			} else if ctx.Err() == nil {
+				scrapeFailed.report(name, err)
 			}
 		}
 		// The deltas are taken now: the closure runs later, on the

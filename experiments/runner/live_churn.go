@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -50,7 +51,7 @@ func (c *liveChurn) apply(ctx context.Context, e scenario.Event) error {
 	case e.RollingUpdate != nil:
 		return c.rollingUpdate(ctx, e.RollingUpdate)
 	case e.ConfigChange != nil:
-		return c.system.changeConfig(ctx, e.ConfigChange.Hunts)
+		return c.system.changeConfig(ctx, c.playedHunts(e.ConfigChange.Hunts))
 	}
 	played, err := c.system.play(ctx, e)
 	if err == nil && !played {
@@ -128,4 +129,17 @@ func intOrPercentJSON(v scenario.IntOrPercent) string {
 		return fmt.Sprintf(`"%d%%"`, v.Value)
 	}
 	return fmt.Sprint(v.Value)
+}
+
+// playedHunts picks n hunts that running pods play, so that a config
+// change reaches some pod (the simulator draws among the hunts of the
+// whole cluster, every one of which has pods); fewer if fewer are played.
+func (c *liveChurn) playedHunts(n int) []string {
+	seen := map[string]bool{}
+	for _, name := range c.realizer.Running() {
+		seen[pod.HuntOf(name, c.run.sc.Config.Hunts)] = true
+	}
+	hunts := slices.Sorted(maps.Keys(seen))
+	c.rng.Shuffle(len(hunts), func(i, j int) { hunts[i], hunts[j] = hunts[j], hunts[i] })
+	return hunts[:min(n, len(hunts))]
 }

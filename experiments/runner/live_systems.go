@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,11 +40,14 @@ type liveSystem interface {
 	// start runs once the first pods are Running, and returns how pods
 	// get their config.
 	start(ctx context.Context) (pod.Source, error)
-	// changeConfig rewrites the config of hunts hunts (a configChange).
-	changeConfig(ctx context.Context, hunts int) error
+	// changeConfig rewrites the config of these hunts (a configChange).
+	changeConfig(ctx context.Context, hunts []string) error
 	// play applies an event only this system has; false if it has none
 	// such, or the event does not apply to it.
 	play(ctx context.Context, e scenario.Event) (bool, error)
+	// metrics returns the system's Prometheus endpoints by name, for the
+	// scrape log.
+	metrics() map[string]string
 	// stop stops what start started and waits for it.
 	stop()
 }
@@ -136,7 +140,7 @@ func (b *baselineSystem) start(ctx context.Context) (pod.Source, error) {
 // operator's next LIST sees the new versions and reloads everything: a new
 // generation, which each pod is sent at its next reconcile. A pod's first
 // pull of a later generation is the change's propagation to it.
-func (b *baselineSystem) changeConfig(ctx context.Context, hunts int) error {
+func (b *baselineSystem) changeConfig(ctx context.Context, hunts []string) error {
 	fams, err := metrics.Scrape(ctx, &http.Client{Timeout: 5 * time.Second}, b.metricsURL)
 	if err != nil {
 		return err
@@ -152,7 +156,7 @@ func (b *baselineSystem) changeConfig(ctx context.Context, hunts int) error {
 	b.mu.Lock()
 	b.change = &bundleChange{at: at, after: generation, arrived: map[types.UID]bool{}}
 	b.mu.Unlock()
-	for i := range min(hunts, b.run.sc.Config.Objects) {
+	for i := range min(len(hunts), b.run.sc.Config.Objects) {
 		name := fmt.Sprintf("config-%04d", i)
 		obj, err := objects.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -203,6 +207,13 @@ func (b *baselineSystem) play(ctx context.Context, e scenario.Event) (bool, erro
 	return false, nil
 }
 
+func (b *baselineSystem) metrics() map[string]string {
+	if b.metricsURL == "" {
+		return nil
+	}
+	return map[string]string{"operator": b.metricsURL}
+}
+
 func (b *baselineSystem) stop() { b.wg.Wait() }
 
 // --- reference ---
@@ -231,10 +242,21 @@ type change struct {
 // replica is one configd replica; a replicaKill stops it and brings it
 // back on the same address.
 type replica struct {
-	addr     string
-	registry *prometheus.Registry
-	stop     context.CancelFunc
-	done     chan struct{}
+	addr       string
+	metricsURL string // stays the same across restarts
+	stop       context.CancelFunc
+	done       chan struct{}
+
+	mu       sync.Mutex
+	registry *prometheus.Registry // each run of the replica has its own
+}
+
+// ServeHTTP serves the metrics of the replica's latest run.
+func (rep *replica) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	rep.mu.Lock()
+	reg := rep.registry
+	rep.mu.Unlock()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, req)
 }
 
 func (r *referenceSystem) install(ctx context.Context) error {
@@ -269,24 +291,35 @@ func (r *referenceSystem) install(ctx context.Context) error {
 		if err := r.serve(ctx, rep, l); err != nil {
 			return err
 		}
+		if rep.metricsURL, err = serveHTTP(ctx, &r.wg, rep, nil); err != nil {
+			return err
+		}
+		rep.metricsURL += "/metrics"
 	}
-	return r.putHunts(ctx, r.run.sc.Config.Hunts)
+	var all []string
+	for i := range r.run.sc.Config.Hunts {
+		all = append(all, fmt.Sprintf("h-%d", i))
+	}
+	return r.putHunts(ctx, all)
 }
 
 // serve starts rep on l, behind the uplink.
 func (r *referenceSystem) serve(ctx context.Context, rep *replica, l net.Listener) error {
-	rep.registry = prometheus.NewRegistry()
+	registry := prometheus.NewRegistry()
 	srv, err := server.New(server.Options{
 		Store:     r.store,
 		Keepalive: r.run.sc.Reference.Keepalive.D(),
 		L1Entries: r.run.sc.Reference.L1.Entries,
 		L1Bytes:   r.run.sc.Reference.L1.Entries * int(r.run.sc.Reference.L1.EntryBytes),
-		Registry:  rep.registry,
+		Registry:  registry,
 	})
 	if err != nil {
 		l.Close()
 		return err
 	}
+	rep.mu.Lock()
+	rep.registry = registry
+	rep.mu.Unlock()
 	ctx, rep.stop = context.WithCancel(ctx)
 	rep.done = make(chan struct{})
 	r.wg.Add(1)
@@ -300,10 +333,10 @@ func (r *referenceSystem) serve(ctx context.Context, rep *replica, l net.Listene
 	return nil
 }
 
-// putHunts writes a new fragment for hunts h-0 ... h-(n-1) through the
-// admin API of the first replica, and remembers each version and when it
-// was written, for propagation.
-func (r *referenceSystem) putHunts(ctx context.Context, n int) error {
+// putHunts writes a new fragment for each hunt through the admin API of
+// the first replica, and remembers each version and when it was written,
+// for propagation.
+func (r *referenceSystem) putHunts(ctx context.Context, hunts []string) error {
 	conn, err := grpc.NewClient(r.replicas[0].addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
@@ -312,8 +345,7 @@ func (r *referenceSystem) putHunts(ctx context.Context, n int) error {
 	admin := pb.NewConfigAdminClient(conn)
 	size := int(r.run.sc.Config.FragmentSize())
 	stamp := time.Now().UTC().Format(time.RFC3339Nano)
-	for i := range n {
-		hunt := fmt.Sprintf("h-%d", i)
+	for _, hunt := range hunts {
 		fragment := make([]byte, size)
 		copy(fragment, fmt.Sprintf("hunt %s written %s\n", hunt, stamp))
 		at := time.Now()
@@ -366,8 +398,8 @@ func (r *referenceSystem) updated(node, hunt string, version uint64) {
 	}
 }
 
-func (r *referenceSystem) changeConfig(ctx context.Context, hunts int) error {
-	return r.putHunts(ctx, min(hunts, r.run.sc.Config.Hunts))
+func (r *referenceSystem) changeConfig(ctx context.Context, hunts []string) error {
+	return r.putHunts(ctx, hunts)
 }
 
 func (r *referenceSystem) play(ctx context.Context, e scenario.Event) (bool, error) {
@@ -400,6 +432,16 @@ func (r *referenceSystem) play(ctx context.Context, e scenario.Event) (bool, err
 		return true, nil
 	}
 	return false, nil
+}
+
+func (r *referenceSystem) metrics() map[string]string {
+	m := map[string]string{}
+	for i, rep := range r.replicas {
+		if rep.metricsURL != "" {
+			m[fmt.Sprintf("configd-%d", i)] = rep.metricsURL
+		}
+	}
+	return m
 }
 
 func (r *referenceSystem) stop() {

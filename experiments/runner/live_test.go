@@ -91,13 +91,15 @@ func checkCleanedUp(t *testing.T, tmp string) {
 	}
 }
 
-// TestLiveRunOfBothSystems plays the first 30 s of the restart storm's
-// live version (so, before its events) against both systems and checks
-// what each wrote and that nothing is left behind.
+// TestLiveRunOfBothSystems plays the first 45 s of the restart storm's
+// live version, with its config change moved to 5 s (its churn comes
+// later, so it is dropped), against both systems, and checks what each
+// wrote and that nothing is left behind.
 func TestLiveRunOfBothSystems(t *testing.T) {
 	target, tmp := liveTarget(t)
 	out := t.TempDir()
-	outs, err := RunLive(context.Background(), shortStorm(t, "30s"), LiveOptions{Target: target, OutDir: out})
+	sc := shortStorm(t, "45s", scenario.Set{Path: "events[2].at", Value: "5s"})
+	outs, err := RunLive(context.Background(), sc, LiveOptions{Target: target, OutDir: out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +108,7 @@ func TestLiveRunOfBothSystems(t *testing.T) {
 		t.Fatalf("%d outputs, want one per system", len(outs))
 	}
 	for _, o := range outs {
-		for _, f := range []string{"summary.json", "timeseries.csv", "vegeta.bin", "notes.txt"} {
+		for _, f := range []string{"summary.json", "timeseries.csv", "vegeta.bin", "notes.txt", "scrapes.csv"} {
 			if _, err := os.Stat(filepath.Join(o.Dir, f)); err != nil {
 				t.Errorf("%s: %v", o.System, err)
 			}
@@ -119,10 +121,27 @@ func TestLiveRunOfBothSystems(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// 850 requests a second for 30 s, every pod in rotation first.
-		if s.Mode != "local" || *s.Requests.Total < 20_000 || *s.Requests.SuccessRatio < 0.99 {
-			t.Errorf("%s: mode %s, %d requests, success %.4f; want local, about 25,500, nearly all ok",
+		// 850 requests a second for 45 s, every pod in rotation first.
+		if s.Mode != "local" || *s.Requests.Total < 35_000 || *s.Requests.SuccessRatio < 0.99 {
+			t.Errorf("%s: mode %s, %d requests, success %.4f; want local, about 38,250, nearly all ok",
 				o.System, s.Mode, *s.Requests.Total, *s.Requests.SuccessRatio)
+		}
+		// The change reached the pods: the reference's stream at once, the
+		// baseline's next reconcile, reload and pulls within the run.
+		if s.Config.PropagationP99Ms == nil {
+			t.Errorf("%s: the config change at 5 s did not reach any pod within 45 s", o.System)
+		} else {
+			t.Logf("%s: config propagation p99 %.0f ms", o.System, *s.Config.PropagationP99Ms)
+		}
+		scrapes, err := os.ReadFile(filepath.Join(o.Dir, "scrapes.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		own := map[sim.System]string{sim.Baseline: ",operator,veltrix_reconciles_total,", sim.Reference: ",configd-0,configd_streams,"}[o.System]
+		for _, want := range []string{own, ",kube-apiserver,apiserver_flowcontrol_", ",etcd,etcd_server_"} {
+			if !bytes.Contains(scrapes, []byte(want)) {
+				t.Errorf("%s: scrapes.csv has no %q row", o.System, want)
+			}
 		}
 		if s.APIServer.Requests == nil {
 			t.Errorf("%s: the API server's counters were not scraped", o.System)
