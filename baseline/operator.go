@@ -56,13 +56,13 @@ type Options struct {
 	// (F9, baseline.apiCallsPerReconcile; model.operator.writesPerReconcile).
 	APICallsPerReconcile int
 	WritesPerReconcile   int
-	Controller        bool          // the controller runs (T3); set it, there is no default
-	QPS               float32       // client-side rate limit per replica; default 50 (F11)
-	Burst             int           // default 100
-	Workers           int           // concurrent reconciles per replica; default 8
-	ReloadParallelism int           // concurrent GETs when reloading configs for a pod; default 8
-	Gzip              bool          // compress bundles
-	Uplink            float64       // bundle egress limit in bytes per second; 0 = unlimited
+	Controller           bool    // the controller runs (T3); set it, there is no default
+	QPS                  float32 // client-side rate limit per replica; default 50 (F11)
+	Burst                int     // default 100
+	Workers              int     // concurrent reconciles per replica; default 8
+	ReloadParallelism    int     // concurrent GETs when reloading configs for a pod; default 8
+	Gzip                 bool    // compress bundles
+	Uplink               float64 // bundle egress limit in bytes per second; 0 = unlimited
 	// Now tells the time; configurable so that tests can control it.
 	Now func() time.Time
 }
