@@ -19,11 +19,12 @@ import (
 func newRunCommand(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		file, system, target, out string
+		uplinkKind                string
 		sets                      []string
 		estimate                  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "run -f FILE [--target local] [--system baseline|reference|both] [--set PATH=VALUE ...] [--out DIR]",
+		Use:   "run -f FILE [--target local] [--system baseline|reference|both] [--uplink token-bucket|tc] [--set PATH=VALUE ...] [--out DIR] [--estimate]",
 		Short: "Play a scenario live, at its live scale, against the real baseline and reference service",
 		Long: `run plays the scenario's timeline, shrunk by its live.scale and cut to
 live.duration, against the real systems on a real Kubernetes control plane:
@@ -58,11 +59,14 @@ everything the run started and writes nothing.`,
 					return err
 				}
 			}
+			if uplinkKind != runner.UplinkTokenBucket && uplinkKind != runner.UplinkTC {
+				return badInput{fmt.Errorf("--uplink %q: want %s or %s", uplinkKind, runner.UplinkTokenBucket, runner.UplinkTC)}
+			}
 			t, err := runner.NewTarget(target, binDir)
 			if err != nil {
 				return badInput{fmt.Errorf("--target: %w", err)}
 			}
-			outs, err := runner.RunLive(ctx, sc, runner.LiveOptions{Target: t, Systems: systems, OutDir: out, Progress: stderr})
+			outs, err := runner.RunLive(ctx, sc, runner.LiveOptions{Target: t, Systems: systems, OutDir: out, Progress: stderr, Uplink: uplinkKind})
 			var summaries []*metrics.Summary
 			for _, o := range outs {
 				fmt.Fprintf(stdout, "wrote %s/{summary.json,timeseries.csv,vegeta.bin,scrapes.csv,notes.txt}\n", o.Dir)
@@ -76,6 +80,7 @@ everything the run started and writes nothing.`,
 	f.StringVarP(&file, "file", "f", "", "scenario file")
 	f.StringVar(&target, "target", "local", fmt.Sprintf("where the cluster comes from: one of %v (only local is built)", runner.Targets))
 	f.StringVar(&system, "system", "both", "system to run: baseline, reference or both")
+	f.StringVar(&uplinkKind, "uplink", runner.UplinkTokenBucket, "how config egress is shaped: token-bucket (in this process) or tc (tbf on a veth into a network namespace the run creates; root, iproute2)")
 	f.StringVar(&out, "out", "results", "results directory")
 	f.StringArrayVar(&sets, "set", nil, setUsage)
 	f.BoolVar(&estimate, "estimate", false, "print about how long the run takes, and do not run it")

@@ -31,7 +31,8 @@ type backend struct {
 	addr          string
 	proxy         *httputil.ReverseProxy
 	inRotation    bool
-	passes, fails int // consecutive
+	retired       bool // the pod is gone; forget it once out of rotation
+	passes, fails int  // consecutive
 }
 
 // NewBalancer returns a balancer that checks healthPath on every pod each
@@ -49,6 +50,8 @@ func NewBalancer(hc scenario.HealthCheck, healthPath string) *Balancer {
 func (b *Balancer) Add(addr string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// A new pod on a retired one's port replaces it.
+	b.backends = slices.DeleteFunc(b.backends, func(x *backend) bool { return x.addr == addr && x.retired })
 	if slices.ContainsFunc(b.backends, func(x *backend) bool { return x.addr == addr }) {
 		return
 	}
@@ -59,12 +62,25 @@ func (b *Balancer) Add(addr string) {
 	b.backends = append(b.backends, &backend{addr: addr, proxy: proxy})
 }
 
-// Remove forgets the pod at addr at once, as when the runner knows it is
-// gone for good; a pod that merely died is left to the health checks.
-func (b *Balancer) Remove(addr string) {
+// Retire says the pod at addr is gone (deleted). The balancer does not act
+// on it: like the 2023 load balancers, which knew pods only through their
+// checks (F7), it keeps sending the pod requests, which fail, until its
+// checks take it out of rotation; then it forgets it.
+func (b *Balancer) Retire(addr string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.backends = slices.DeleteFunc(b.backends, func(x *backend) bool { return x.addr == addr })
+	for _, x := range b.backends {
+		if x.addr == addr {
+			x.retired = true
+		}
+	}
+	b.forgetRetired()
+}
+
+// forgetRetired drops retired pods that are out of rotation. b.mu must be
+// held.
+func (b *Balancer) forgetRetired() {
+	b.backends = slices.DeleteFunc(b.backends, func(x *backend) bool { return x.retired && !x.inRotation })
 }
 
 // InRotation returns how many pods take requests now.
@@ -125,6 +141,7 @@ func (b *Balancer) check(ctx context.Context, x *backend) {
 			x.inRotation = false
 		}
 	}
+	b.forgetRetired()
 }
 
 // ServeHTTP sends r to the next pod in rotation.

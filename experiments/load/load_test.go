@@ -60,8 +60,8 @@ func waitRotation(t *testing.T, lb *Balancer, want int) {
 }
 
 // TestBalancerFollowsHealthChecks: pods join after passing checks, a pod
-// without config never does, and a pod that dies keeps getting requests
-// (which fail) until its checks fail.
+// without config never does, and a pod that is deleted keeps getting
+// requests (which fail) until its checks fail, and is then forgotten.
 func TestBalancerFollowsHealthChecks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -85,9 +85,11 @@ func TestBalancerFollowsHealthChecks(t *testing.T) {
 	if a.plays.Load() != 5 || b.plays.Load() != 5 || cold.plays.Load() != 0 {
 		t.Errorf("plays %d, %d, %d; want 5, 5 and none for the pod without config", a.plays.Load(), b.plays.Load(), cold.plays.Load())
 	}
-	// b dies: for a while requests still go to it and fail (F7).
+	// b is deleted: for a while requests still go to it and fail (F7),
+	// though the runner has told the balancer.
 	b.srv.CloseClientConnections()
 	b.srv.Close()
+	lb.Retire(b.addr())
 	failed := 0
 	for range 4 {
 		if get(t, front.URL+"/play") != http.StatusOK {
@@ -98,6 +100,12 @@ func TestBalancerFollowsHealthChecks(t *testing.T) {
 		t.Error("no request failed right after a pod died; the balancer cannot know before its checks fail")
 	}
 	waitRotation(t, lb, 1)
+	lb.mu.Lock()
+	kept := len(lb.backends)
+	lb.mu.Unlock()
+	if kept != 2 {
+		t.Errorf("%d pods known after the retired one left rotation, want 2", kept)
+	}
 	cold.ready.Store(true)
 	waitRotation(t, lb, 2)
 }

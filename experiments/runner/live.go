@@ -33,7 +33,15 @@ type LiveOptions struct {
 	Systems  []sim.System // default: every system
 	OutDir   string       // results root; files go to OutDir/<scenario>/<target>/<system>/
 	Progress io.Writer    // progress lines; nil for none
+	// Uplink shapes config egress: UplinkTokenBucket (default) or UplinkTC.
+	Uplink string
 }
+
+// The uplinks a live run can shape config egress with.
+const (
+	UplinkTokenBucket = "token-bucket" // a token bucket in this process (package uplink's Link)
+	UplinkTC          = "tc"           // tbf on a veth into a network namespace the run creates (root)
+)
 
 // LiveOutput is one system's live result.
 type LiveOutput struct {
@@ -82,7 +90,7 @@ func RunLive(ctx context.Context, sc *scenario.Scenario, opts LiveOptions) ([]Li
 	var outs []LiveOutput
 	for _, system := range systems {
 		run := &liveRun{
-			sc: live, system: system, target: opts.Target, progress: progress,
+			sc: live, system: system, target: opts.Target, progress: progress, uplink: opts.Uplink,
 			dir: filepath.Join(opts.OutDir, sc.Metadata.Name, opts.Target.Name(), string(system)),
 		}
 		out, err := run.run(ctx)
@@ -99,12 +107,13 @@ type liveRun struct {
 	sc       *scenario.Scenario // at live scale
 	system   sim.System
 	target   Target
+	uplink   string // LiveOptions.Uplink
 	progress *progress
 	dir      string // results
 
 	cluster  *Cluster
 	kube     kubernetes.Interface
-	link     *uplink.Link
+	link     uplink.Uplink
 	tmp      string    // scratch: stores, L2 caches
 	start    time.Time // the run's time zero; zero until the load starts
 	startMu  sync.Mutex
@@ -186,7 +195,17 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	if l.kube, err = kubernetes.NewForConfig(l.cluster.Admin); err != nil {
 		return out, err
 	}
-	l.link = uplink.New(l.sc.Cluster.Uplink.BytesPerSecond())
+	switch l.uplink {
+	case "", UplinkTokenBucket:
+		l.link = uplink.New(l.sc.Cluster.Uplink.BytesPerSecond())
+	case UplinkTC:
+		if l.link, err = uplink.NewTC(l.sc.Cluster.Uplink.BytesPerSecond()); err != nil {
+			return out, err
+		}
+	default:
+		return out, fmt.Errorf("unknown uplink %q: want %s or %s", l.uplink, UplinkTokenBucket, UplinkTC)
+	}
+	defer l.link.Close()
 	var system liveSystem
 	switch l.system {
 	case sim.Baseline:
@@ -249,7 +268,7 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 		},
 		Events: pod.Events{
 			Started: func(p *pod.Pod) { lb.Add(p.Addr()) },
-			Stopped: func(p *pod.Pod) { lb.Remove(p.Addr()) },
+			Stopped: func(p *pod.Pod) { lb.Retire(p.Addr()) },
 			Loaded: func(p *pod.Pod, at time.Time, took time.Duration, uplinkBytes int64) {
 				if l.started(p.Created) {
 					t := l.since(at)
@@ -380,6 +399,7 @@ func (l *liveRun) sample(ctx context.Context, system liveSystem, realizer *pod.R
 	plain := &http.Client{Timeout: 5 * time.Second}
 	level := map[string]string{"priority_level": l.cluster.OperatorPriorityLevel}
 	var lastEgress int64
+	var lastT time.Duration // of the last sample: ticks can come late
 	var lastAPI, last429, lastLeader float64
 	scrapeFailed := onceEach{note: func(what string, err error) {
 		l.notef("scraping %s failed (first failure; the run goes on): %v", what, err)
@@ -399,8 +419,8 @@ func (l *liveRun) sample(ctx context.Context, system liveSystem, realizer *pod.R
 		t := l.since(now)
 		total, ready := realizer.Pods()
 		egress := l.link.Bytes()
-		delta := float64(egress - lastEgress)
-		lastEgress = egress
+		delta, from := float64(egress-lastEgress), lastT
+		lastEgress, lastT = egress, t
 		var api, n429, leader float64
 		apiOK, etcdOK := false, false
 		if fams, err := metrics.Scrape(ctx, apiClient, l.cluster.Admin.Host+"/metrics"); err == nil {
@@ -432,7 +452,9 @@ func (l *liveRun) sample(ctx context.Context, system liveSystem, realizer *pod.R
 		countAPI, countEtcd := apiOK && !first, etcdOK && !first
 		l.record(func(r *metrics.Recorder) {
 			r.Pods(t, total, ready)
-			r.Egress(t-time.Second, t, delta)
+			if !first { // bytes before time zero are the setup's
+				r.Egress(from, t, delta)
+			}
 			if countAPI {
 				r.APIRequests(t, apiDelta, n429Delta)
 			}

@@ -52,20 +52,22 @@ type liveSystem interface {
 	stop()
 }
 
-// serveHTTP serves h on a free loopback port until ctx ends, through
-// link if it is not nil, and returns the base URL.
-func serveHTTP(ctx context.Context, wg *sync.WaitGroup, h http.Handler, link *uplink.Link) (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// serveHTTP serves h until ctx ends on a free port, through link if it is
+// not nil (else on loopback), and returns the base URL.
+func serveHTTP(ctx context.Context, wg *sync.WaitGroup, h http.Handler, link uplink.Uplink) (string, error) {
+	var l net.Listener
+	var err error
+	if link != nil {
+		l, err = link.Listen("")
+	} else {
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		return "", err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	var served net.Listener = l
-	if link != nil {
-		served = link.Listen(l)
-	}
 	wg.Add(2)
-	go func() { defer wg.Done(); srv.Serve(served) }() //nolint:errcheck // ends with Close
+	go func() { defer wg.Done(); srv.Serve(l) }() //nolint:errcheck // ends with Close
 	go func() { defer wg.Done(); <-ctx.Done(); srv.Close() }()
 	return "http://" + l.Addr().String(), nil
 }
@@ -282,7 +284,7 @@ func (r *referenceSystem) install(ctx context.Context) error {
 	}
 	r.changed, r.arrived = map[string]change{}, map[string]bool{}
 	for range r.run.sc.Reference.Replicas {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := r.run.link.Listen("")
 		if err != nil {
 			return err
 		}
@@ -303,7 +305,7 @@ func (r *referenceSystem) install(ctx context.Context) error {
 	return r.putHunts(ctx, all)
 }
 
-// serve starts rep on l, behind the uplink.
+// serve starts rep on l, a listener of the uplink.
 func (r *referenceSystem) serve(ctx context.Context, rep *replica, l net.Listener) error {
 	registry := prometheus.NewRegistry()
 	srv, err := server.New(server.Options{
@@ -326,7 +328,7 @@ func (r *referenceSystem) serve(ctx context.Context, rep *replica, l net.Listene
 	go func() {
 		defer r.wg.Done()
 		defer close(rep.done)
-		if err := srv.Serve(ctx, r.run.link.Listen(l)); err != nil && ctx.Err() == nil {
+		if err := srv.Serve(ctx, l); err != nil && ctx.Err() == nil {
 			r.run.notef("configd replica %s stopped: %v", rep.addr, err)
 		}
 	}()
@@ -412,7 +414,7 @@ func (r *referenceSystem) play(ctx context.Context, e scenario.Event) (bool, err
 		}
 		r.run.after(ctx, e.ReplicaKill.For.D(), func() {
 			for _, rep := range r.replicas[:n] {
-				l, err := net.Listen("tcp", rep.addr)
+				l, err := r.run.link.Listen(rep.addr)
 				if err == nil {
 					err = r.serve(ctx, rep, l)
 				}

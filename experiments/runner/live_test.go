@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -210,4 +212,34 @@ func (c *cancelAt) fired() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.done
+}
+
+// TestLiveRunOverTC: with --uplink tc the operator's bundle endpoint
+// listens inside the run's network namespace; a config change sends every
+// pod its bundle across the shaped veth, and the namespace goes with the
+// run.
+func TestLiveRunOverTC(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	target, tmp := liveTarget(t)
+	out := t.TempDir()
+	sc := shortStorm(t, "40s", scenario.Set{Path: "events[2].at", Value: "5s"})
+	outs, err := RunLive(context.Background(), sc, LiveOptions{Target: target, OutDir: out, Systems: []sim.System{sim.Baseline}, Uplink: UplinkTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCleanedUp(t, tmp)
+	s := outs[0].Summary
+	// 12 pods pull the 2 MB bundle again after the change.
+	if *s.Egress.TotalBytes < 12*2e6 || s.Config.PropagationP99Ms == nil {
+		t.Errorf("egress %.0f bytes, propagation %v; want every pod's bundle across the veth", *s.Egress.TotalBytes, s.Config.PropagationP99Ms)
+	}
+	if peak, limit := *s.Egress.PeakBytesPerS, sc.AtLiveScale().Cluster.Uplink.BytesPerSecond(); peak > 1.1*limit {
+		t.Errorf("egress peaked at %.0f bytes/s through a tbf of %.0f", peak, limit)
+	}
+	netns, _ := exec.Command("ip", "netns", "list").CombinedOutput()
+	if bytes.Contains(netns, []byte(fmt.Sprintf("churnlab-%d-", os.Getpid()%100000))) {
+		t.Errorf("network namespace left behind: %s", netns)
+	}
 }

@@ -12,7 +12,17 @@ import (
 // a transfer starts at once but cannot run ahead of the rate by more.
 const chunk = 32 << 10
 
-// Link is a shaped uplink. Its methods are safe for concurrent use.
+// Uplink is the shared link config leaves the store by. Its methods are
+// safe for concurrent use.
+type Uplink interface {
+	// Listen listens on addr ("" for a free port) so that everything
+	// sent on accepted connections crosses the uplink.
+	Listen(addr string) (net.Listener, error)
+	Bytes() int64 // sent across the uplink so far
+	Close() error
+}
+
+// Link is an uplink made of one token bucket in this process.
 type Link struct {
 	limiter *rate.Limiter // nil: unlimited
 	bytes   atomic.Int64
@@ -31,9 +41,22 @@ func New(bytesPerSecond float64) *Link {
 // Bytes returns how many bytes have crossed the link.
 func (l *Link) Bytes() int64 { return l.bytes.Load() }
 
-// Listen wraps a listener: every connection it accepts writes through the
-// link. Reads are not shaped: requests into the store are small.
-func (l *Link) Listen(inner net.Listener) net.Listener { return &listener{Listener: inner, link: l} }
+// Listen listens on addr, default a free loopback port; every connection
+// it accepts writes through the link. Reads are not shaped: requests into
+// the store are small.
+func (l *Link) Listen(addr string) (net.Listener, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	inner, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &listener{Listener: inner, link: l}, nil
+}
+
+// Close implements Uplink; a token bucket holds nothing.
+func (l *Link) Close() error { return nil }
 
 type listener struct {
 	net.Listener

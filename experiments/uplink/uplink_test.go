@@ -16,15 +16,14 @@ type server struct {
 	result chan error
 }
 
-func serveOnce(t *testing.T, link *Link, payload []byte) *server {
+func serveOnce(t *testing.T, link Uplink, payload []byte) *server {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	shaped, err := link.Listen("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	s := &server{addr: l.Addr().String(), conn: make(chan net.Conn, 1), result: make(chan error, 1)}
-	shaped := link.Listen(l)
+	t.Cleanup(func() { shaped.Close() })
+	s := &server{addr: shaped.Addr().String(), conn: make(chan net.Conn, 1), result: make(chan error, 1)}
 	go func() {
 		c, err := shaped.Accept()
 		if err != nil {
