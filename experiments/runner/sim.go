@@ -161,7 +161,8 @@ func writeFiles(dir string, files ...resultFile) error {
 			return fmt.Errorf("runner: %w", err)
 		}
 		_, werr := tmp.Write(f.data)
-		if err := errors.Join(werr, tmp.Close()); err != nil {
+		// Results are for reading by anyone, not 0600 as CreateTemp makes them.
+		if err := errors.Join(werr, tmp.Chmod(0o644), tmp.Close()); err != nil {
 			os.Remove(tmp.Name())
 			return fmt.Errorf("runner: writing %s: %w", path, err)
 		}
