@@ -177,8 +177,6 @@ func (l *liveRun) after(ctx context.Context, d time.Duration, f func()) {
 	}()
 }
 
-func (l *liveRun) operatorUser() string { return controlplane.OperatorUser }
-
 func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
@@ -215,6 +213,18 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	default:
 		return out, fmt.Errorf("unknown system %q", l.system)
 	}
+	// One goroutine owns the recorder; it stops after everything else.
+	rec := metrics.NewRecorder()
+	l.feed = make(chan func(*metrics.Recorder), 8192)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		for f := range l.feed {
+			f(rec)
+		}
+	}()
+	closeFeed := sync.OnceFunc(func() { close(l.feed); <-recorded })
+	defer closeFeed()
 	// Stop in order: everything that runs on ctx, then the system.
 	var running sync.WaitGroup
 	defer func() {
@@ -248,15 +258,6 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	}
 
 	l.step(4, "")
-	rec := metrics.NewRecorder()
-	l.feed = make(chan func(*metrics.Recorder), 8192)
-	recorded := make(chan struct{})
-	go func() {
-		defer close(recorded)
-		for f := range l.feed {
-			f(rec)
-		}
-	}()
 	lb := load.NewBalancer(l.sc.Workload.HealthCheck, "/healthz")
 	realizer := pod.NewRealizer(pod.RealizerOptions{
 		Client: l.kube, Namespace: liveNamespace, Selector: gameSelector, Source: source,
@@ -328,8 +329,7 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	l.step(6, " to "+l.dir)
 	cancel()
 	running.Wait()
-	close(l.feed)
-	<-recorded
+	closeFeed()
 	run := metrics.Run{Scenario: l.sc.Metadata.Name, Mode: l.target.Name(), System: string(l.system), Seed: l.sc.Seed, Duration: l.sc.Duration.D()}
 	summary := rec.Summary(run)
 	var summaryJSON, series bytes.Buffer

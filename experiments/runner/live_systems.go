@@ -89,7 +89,7 @@ type baselineSystem struct {
 
 func (b *baselineSystem) install(ctx context.Context) error {
 	sc, admin := b.run.sc, b.run.cluster.Admin
-	if err := baseline.Install(ctx, admin, b.run.operatorUser()); err != nil {
+	if err := baseline.Install(ctx, admin, b.run.cluster.OperatorUser); err != nil {
 		return err
 	}
 	return baseline.WriteConfig(ctx, admin, liveNamespace, int(sc.Config.TotalSize), sc.Config.Objects)

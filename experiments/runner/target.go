@@ -22,9 +22,11 @@ type Target interface {
 // Cluster is a Kubernetes cluster ready for one live run.
 type Cluster struct {
 	Admin *rest.Config // sets the scene up; API Priority and Fairness exempts it
-	// Operator is the baseline operator's identity: a plain user whose
-	// requests land in OperatorPriorityLevel, so APF can throttle it.
+	// Operator is the baseline operator's identity, OperatorUser: a plain
+	// user whose requests land in OperatorPriorityLevel, so APF can
+	// throttle it.
 	Operator              *rest.Config
+	OperatorUser          string
 	OperatorPriorityLevel string
 	// EtcdMetrics is the control plane's etcd /metrics URL, "" when the
 	// target cannot reach it.
@@ -72,6 +74,7 @@ func (t localTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.
 	return &Cluster{
 		Admin:                 cp.Admin,
 		Operator:              cp.Operator,
+		OperatorUser:          controlplane.OperatorUser,
 		OperatorPriorityLevel: controlplane.OperatorPriorityLevel,
 		EtcdMetrics:           cp.EtcdURL + "/metrics",
 		BinDir:                t.binDir,

@@ -3,10 +3,11 @@
 // (SEED-FACTS F5, F6). Config servers listen through it, and it counts
 // the bytes that crossed it, which the live runner records as egress.
 //
-//   - Link (the default): one token bucket in this process, in bytes per
-//     second, that every accepted connection writes through.
-//   - TC: the kernel's: a network namespace joined by a veth pair whose
-//     egress a tbf qdisc shapes; servers listen inside it (root only).
+// There are two kinds. Link (the default) is one token bucket in this
+// process, in bytes per second, that every accepted connection writes
+// through. TC is the kernel's: a network namespace joined by a veth pair
+// whose egress a tbf qdisc shapes, with the servers listening inside it
+// (root only).
 //
 //	link := uplink.New(12.5e6)               // 100 Mbps
 //	l, err := link.Listen("")                // every response pays the link
