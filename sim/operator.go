@@ -12,19 +12,20 @@ import "github.com/churnlab/churnlab/experiments/scenario"
 // generation sends it the whole bundle again: during churn, every pod
 // gets the bundle every time it is reconciled (F5, F6).
 type operator struct {
-	w          *World
-	replicas   []*operatorReplica
-	controller bool // the reconcile loop runs (T3 switches it off)
-	interval   Time
-	reads      int     // reads per reconcile; the first lists every config object
-	writes     int     // writes per reconcile
-	listBytes  float64 // what listing the config objects returns
-	objects    int
-	objectSize float64
-	reconciles []int64 // completed in each second, across replicas
-	generation int     // of the config the operator holds
-	lastChange configChange
-	send       func(now Time, p *pod, done func(Time)) // sends p its bundle over the uplink
+	w                 *World
+	replicas          []*operatorReplica
+	controller        bool // the reconcile loop runs (T3 switches it off)
+	interval          Time
+	reads             int     // reads per reconcile; the first lists every config object
+	writes            int     // writes per reconcile
+	listBytes         float64 // what listing the config objects returns
+	objects           int
+	objectSize        float64
+	reloadParallelism int
+	reconciles        []int64 // completed in each second, across replicas
+	generation        int     // of the config the operator holds
+	lastChange        configChange
+	send              func(now Time, p *pod, done func(Time)) // sends p its bundle over the uplink
 }
 
 // configChange is the last config change, for measuring its propagation.
@@ -42,14 +43,15 @@ type operatorReplica struct {
 func newOperator(w *World) *operator {
 	b, m := w.sc.Baseline, w.sc.Model
 	o := &operator{
-		w:          w,
-		controller: b.Controller,
-		interval:   Time(b.ReconcileInterval),
-		writes:     m.Operator.WritesPerReconcile,
-		reads:      b.APICallsPerReconcile - m.Operator.WritesPerReconcile,
-		listBytes:  float64(w.sc.Config.TotalSize),
-		objects:    w.sc.Config.Objects,
-		objectSize: float64(w.sc.Config.TotalSize) / float64(w.sc.Config.Objects),
+		w:                 w,
+		controller:        b.Controller,
+		interval:          Time(b.ReconcileInterval),
+		writes:            m.Operator.WritesPerReconcile,
+		reads:             b.APICallsPerReconcile - m.Operator.WritesPerReconcile,
+		listBytes:         float64(w.sc.Config.TotalSize),
+		objects:           w.sc.Config.Objects,
+		objectSize:        float64(w.sc.Config.TotalSize) / float64(w.sc.Config.Objects),
+		reloadParallelism: b.ReloadParallelism,
 	}
 	o.scale(0, b.Replicas)
 	return o
@@ -178,9 +180,10 @@ func (o *operator) reconcile(now Time, r *operatorReplica, done func(Time)) {
 	next(now, 0)
 }
 
-// reload has the replica that owns p GET every config object, one after
-// another, which makes a new generation, then sends p the bundle: F4's
-// reload on every pod restart. Reloads and reconciles share the
+// reload has the replica that owns p GET every config object,
+// baseline.reloadParallelism at a time (one after another by default, as
+// calibrated), which makes a new generation, then sends p the bundle:
+// F4's reload on every pod restart. Reloads and reconciles share the
 // replica's rate limiter, in the order they ask for tokens.
 func (o *operator) reload(now Time, p *pod, done func(Time)) {
 	live := o.live()
@@ -188,17 +191,24 @@ func (o *operator) reload(now Time, p *pod, done func(Time)) {
 		return // no operator: the pod waits
 	}
 	r := live[p.id%len(live)]
-	var next func(at Time, left int)
-	next = func(at Time, left int) {
-		if left == 0 {
+	queued, inFlight := o.objects, 0
+	var next func(at Time)
+	next = func(at Time) {
+		for queued > 0 && inFlight < o.reloadParallelism {
+			queued--
+			inFlight++
+			o.call(at, r, &apiCall{bytes: o.objectSize, done: func(t Time, _ bool) {
+				inFlight--
+				next(t)
+			}})
+		}
+		if queued == 0 && inFlight == 0 {
 			o.generation++
 			p.generation = o.generation
 			o.push(at, p, done)
-			return
 		}
-		o.call(at, r, &apiCall{bytes: o.objectSize, done: func(t Time, _ bool) { next(t, left-1) }})
 	}
-	next(now, o.objects)
+	next(now)
 }
 
 // call sends c through r's client rate limiter to the API server.

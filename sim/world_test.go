@@ -121,6 +121,26 @@ func TestRestartStormBaselineEgress(t *testing.T) {
 	}
 }
 
+// TestReloadParallelism: a reload's GETs go k at a time, each still
+// through the client's rate limiter, so the same GETs reach the API
+// server whatever k is, and a burst of reloads holds more APF seats at
+// once: with one seat for the operator and no queue, k = 8 gets more 429s.
+func TestReloadParallelism(t *testing.T) {
+	const base = "duration: 60s\ncluster: {pods: 20}\nconfig: {totalSize: 2MB, objects: 40}\nmodel: {apiServer: {operatorSeats: 1, queueLength: 0}}\nevents:\n- {at: 10s, restartStorm: {fraction: 0.5}}\n"
+	one := summarize(runWorld(t, load(t, base+"baseline: {reloadParallelism: 1, replicas: 1}\n"), Baseline, 1))
+	eight := summarize(runWorld(t, load(t, base+"baseline: {reloadParallelism: 8, replicas: 1}\n"), Baseline, 1))
+	t.Logf("429s: %d at k=1, %d at k=8", *one.APIServer.Throttled429, *eight.APIServer.Throttled429)
+	if *eight.APIServer.Throttled429 <= *one.APIServer.Throttled429 {
+		t.Error("eight GETs at a time against one seat and no queue got no more 429s than one at a time")
+	}
+	// Every 429 is retried, so the successful requests are the same.
+	ok1 := *one.APIServer.Requests - *one.APIServer.Throttled429
+	ok8 := *eight.APIServer.Requests - *eight.APIServer.Throttled429
+	if d := ok8 - ok1; d < -int64(float64(ok1)*0.05) || d > int64(float64(ok1)*0.05) {
+		t.Errorf("%d requests served at k=8, %d at k=1; want the same GETs and reconciles (within 5%%)", ok8, ok1)
+	}
+}
+
 // TestReferenceServesRestartsFromL2: restarted pods land on nodes that
 // already cache their hunt, so the storm costs the uplink nothing.
 func TestReferenceServesRestartsFromL2(t *testing.T) {

@@ -108,6 +108,7 @@ func (b *baselineSystem) start(ctx context.Context) (pod.Source, error) {
 		Replicas:             bl.Replicas,
 		ReconcileInterval:    bl.ReconcileInterval.D(),
 		APICallsPerReconcile: bl.APICallsPerReconcile,
+		ReloadParallelism:    bl.ReloadParallelism,
 		WritesPerReconcile:   b.run.sc.Model.Operator.WritesPerReconcile,
 		Controller:           bl.Controller,
 		QPS:                  float32(bl.ClientQPS.PerSecond()),

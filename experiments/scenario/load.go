@@ -127,6 +127,7 @@ func (s *Scenario) applyDefaults() {
 	set(s, "baseline.controller", &b.Controller, true)
 	set(s, "baseline.reconcileInterval", &b.ReconcileInterval, Duration(5*time.Second)) // F9
 	set(s, "baseline.apiCallsPerReconcile", &b.APICallsPerReconcile, 1)                 // F9: a list of the config objects
+	set(s, "baseline.reloadParallelism", &b.ReloadParallelism, 1)                       // F4: one object after another, as calibrated
 	set(s, "baseline.clientQPS", &b.ClientQPS, 50)                                      // F11
 	set(s, "baseline.clientBurst", &b.ClientBurst, 100)
 	set(s, "baseline.delivery", &b.Delivery, "operator")
@@ -230,6 +231,7 @@ func (s *Scenario) validate(errs *Errors) {
 	v.intRange("baseline.replicas", b.Replicas, 1, 1000)
 	v.duration("baseline.reconcileInterval", b.ReconcileInterval, 1, Duration(time.Hour))
 	v.intRange("baseline.apiCallsPerReconcile", b.APICallsPerReconcile, 1, 1000)
+	v.intRange("baseline.reloadParallelism", b.ReloadParallelism, 1, 1000)
 	v.positive("baseline.clientQPS", float64(b.ClientQPS))
 	v.intRange("baseline.clientBurst", b.ClientBurst, 1, 1_000_000)
 	if !slices.Contains(Deliveries, b.Delivery) {

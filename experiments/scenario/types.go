@@ -104,6 +104,7 @@ type Baseline struct {
 	Controller           bool     `yaml:"controller"`           // the per-pod reconcile loop runs
 	ReconcileInterval    Duration `yaml:"reconcileInterval"`    // full reconcile of each pod this often
 	APICallsPerReconcile int      `yaml:"apiCallsPerReconcile"` // GET pod, LIST configs, PATCH status, ...
+	ReloadParallelism    int      `yaml:"reloadParallelism"`    // a reload's GETs in flight at once
 	ClientQPS            Rate     `yaml:"clientQPS"`            // client-side rate limit per replica
 	ClientBurst          int      `yaml:"clientBurst"`
 	Gzip                 bool     `yaml:"gzip"` // compress the bundle; cold pods pay to decompress
