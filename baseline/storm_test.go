@@ -14,9 +14,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -25,6 +22,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/churnlab/churnlab/experiments/controlplane"
+	"github.com/churnlab/churnlab/experiments/metrics"
 )
 
 func init() {
@@ -73,7 +71,7 @@ func TestRestartStorm429(t *testing.T) {
 	const window = 15 * time.Second
 	time.Sleep(window)
 	after := scrape(t, opURL+"/metrics", nil)
-	rate := (sum(after, "veltrix_reconciles_total", nil) - sum(before, "veltrix_reconciles_total", nil)) / window.Seconds()
+	rate := delta(before, after, "veltrix_reconciles_total", nil) / window.Seconds()
 	want := float64(stormPods) / 5
 	t.Logf("before the storm: %.1f reconciles/s (pods/5s = %.1f); API calls by verb and code: %v", rate, want, byLabels(after, "veltrix_api_requests_total", "verb", "code"))
 	if math.Abs(rate-want) > 0.25*want {
@@ -86,7 +84,7 @@ func TestRestartStorm429(t *testing.T) {
 		t.Fatal(err)
 	}
 	apiBefore := scrape(t, cp.Admin.Host+"/metrics", apiTransport)
-	bytesBefore := sum(scrape(t, opURL+"/metrics", nil), "veltrix_bundle_bytes_served_total", nil)
+	bytesBefore := scrape(t, opURL+"/metrics", nil).Sum("veltrix_bundle_bytes_served_total", nil)
 	pods, err := admin.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=game"})
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +138,7 @@ func TestRestartStorm429(t *testing.T) {
 	}
 	waitAnnotated(t, admin, replacements, 3*time.Minute)
 	size := pullBundles(t, opURL, replacements)
-	served := sum(scrape(t, opURL+"/metrics", nil), "veltrix_bundle_bytes_served_total", nil) - bytesBefore
+	served := scrape(t, opURL+"/metrics", nil).Sum("veltrix_bundle_bytes_served_total", nil) - bytesBefore
 	t.Logf("bundle endpoint served %.0f bytes to %d restarted pods (bundle %d bytes)", served, len(replacements), size)
 	if want := float64(stormRestarts * size); math.Abs(served-want) > 0.01*want {
 		t.Errorf("bundle bytes served %.0f, want %d restarted pods x %d bytes = %.0f", served, stormRestarts, size, want)
@@ -300,51 +298,21 @@ func post(t *testing.T, url string) {
 }
 
 // scrape reads a Prometheus text endpoint.
-func scrape(t *testing.T, url string, transport http.RoundTripper) map[string]*dto.MetricFamily {
+func scrape(t *testing.T, url string, transport http.RoundTripper) metrics.Families {
 	t.Helper()
-	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
-	resp, err := client.Get(url)
+	families, err := metrics.Scrape(context.Background(), &http.Client{Transport: transport, Timeout: 30 * time.Second}, url)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parsing %s: %v", url, err)
 	}
 	return families
 }
 
-// sum adds up the counter samples of a family whose labels include match.
-func sum(families map[string]*dto.MetricFamily, name string, match map[string]string) float64 {
-	f, ok := families[name]
-	if !ok {
-		return 0
-	}
-	total := 0.0
-	for _, m := range f.GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		ok := true
-		for k, v := range match {
-			ok = ok && labels[k] == v
-		}
-		if ok {
-			total += m.GetCounter().GetValue()
-		}
-	}
-	return total
-}
-
-func delta(before, after map[string]*dto.MetricFamily, name string, match map[string]string) float64 {
-	return sum(after, name, match) - sum(before, name, match)
+func delta(before, after metrics.Families, name string, match map[string]string) float64 {
+	return after.Sum(name, match) - before.Sum(name, match)
 }
 
 // byLabels renders a counter family's samples as "label1/label2=value".
-func byLabels(families map[string]*dto.MetricFamily, name string, labels ...string) string {
+func byLabels(families metrics.Families, name string, labels ...string) string {
 	var out []string
 	for _, m := range families[name].GetMetric() {
 		var key []string

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -233,13 +232,14 @@ type referenceSystem struct {
 	wg       sync.WaitGroup
 
 	mu      sync.Mutex
-	changed map[string]change // hunt -> the last change written
-	arrived map[string]bool   // node/hunt pairs that have the last change
+	changed map[string]*huntChange // hunt -> the last change written
 }
 
-type change struct {
+// huntChange is the last write of a hunt, for measuring its propagation.
+type huntChange struct {
 	version uint64
 	at      time.Time
+	arrived map[string]bool // nodes that have it
 }
 
 // replica is one configd replica; a replicaKill stops it and brings it
@@ -283,7 +283,7 @@ func (r *referenceSystem) install(ctx context.Context) error {
 	default:
 		return fmt.Errorf("reference.store.kind %s cannot run here (only bbolt and etcd can)", kind)
 	}
-	r.changed, r.arrived = map[string]change{}, map[string]bool{}
+	r.changed = map[string]*huntChange{}
 	for range r.run.sc.Reference.Replicas {
 		l, err := r.run.link.Listen("")
 		if err != nil {
@@ -357,12 +357,7 @@ func (r *referenceSystem) putHunts(ctx context.Context, hunts []string) error {
 			return fmt.Errorf("writing hunt %s: %w", hunt, err)
 		}
 		r.mu.Lock()
-		r.changed[hunt] = change{version: resp.GetVersion(), at: at}
-		for key := range r.arrived {
-			if strings.HasSuffix(key, "/"+hunt) {
-				delete(r.arrived, key)
-			}
-		}
+		r.changed[hunt] = &huntChange{version: resp.GetVersion(), at: at, arrived: map[string]bool{}}
 		r.mu.Unlock()
 	}
 	return nil
@@ -390,10 +385,9 @@ func (r *referenceSystem) updated(node, hunt string, version uint64) {
 	now := time.Now()
 	r.mu.Lock()
 	c, ok := r.changed[hunt]
-	key := node + "/" + hunt
-	first := ok && version >= c.version && !r.arrived[key] && r.run.started(c.at)
+	first := ok && version >= c.version && !c.arrived[node] && r.run.started(c.at)
 	if first {
-		r.arrived[key] = true
+		c.arrived[node] = true
 	}
 	r.mu.Unlock()
 	if first {
