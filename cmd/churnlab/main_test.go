@@ -42,6 +42,11 @@ func TestExitCodes(t *testing.T) {
 		{"set bad value", []string{"validate", "-f", stormFile, "--set", "baseline.replicas=0"}, exitBadInput, "baseline.replicas"},
 		{"sweep without param", []string{"sweep", "-f", stormFile}, exitBadInput, "missing --param"},
 		{"sweep bad range", []string{"sweep", "-f", stormFile, "--param", "cluster.pods", "--from", "3s", "--to", "9"}, exitBadInput, "different units"},
+		{"run estimate", []string{"run", "-f", stormFile, "--estimate"}, exitOK, "about 12m0s: 2 system(s) x (5m0s of live time"},
+		{"run target kind", []string{"run", "-f", stormFile, "--target", "kind"}, exitBadInput, "target kind is not built yet"},
+		{"run unknown target", []string{"run", "-f", stormFile, "--target", "mars"}, exitBadInput, `unknown target "mars"`},
+		{"run bad uplink", []string{"run", "-f", stormFile, "--uplink", "wifi"}, exitBadInput, `--uplink "wifi": want token-bucket or tc`},
+		{"run live.duration too long", []string{"run", "-f", stormFile, "--estimate", "--set", "live.duration=1h"}, exitBadInput, "live.duration: must be at most the scenario's duration 10m0s"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
