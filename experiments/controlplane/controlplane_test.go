@@ -21,6 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/churnlab/churnlab/internal/proctest"
 )
 
 // startForTest builds what is missing, starts a control plane and stops it
@@ -241,22 +243,7 @@ func TestFailedStartCleansUp(t *testing.T) {
 // processesRunning returns the pids whose command line starts with binary.
 func processesRunning(t *testing.T, binary string) []int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.HasPrefix(string(cmdline), binary+"\x00") {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	return proctest.Find(t, func(p proctest.Process) bool { return len(p.Cmdline) > 0 && p.Cmdline[0] == binary })
 }
 
 // BenchmarkStartStop measures bringing a one-node control plane up until

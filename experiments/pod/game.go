@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/churnlab/churnlab/internal/ctxsleep"
 )
 
 // GameOptions shapes how a pod serves game requests.
@@ -97,7 +99,7 @@ func (g *Game) play(w http.ResponseWriter, r *http.Request) {
 	g.queueEnd = begin.Add(service)
 	done := g.queueEnd.Add(g.opts.BaseLatency)
 	g.mu.Unlock()
-	if !sleep(r.Context(), time.Until(done)) {
+	if !ctxsleep.Sleep(r.Context(), time.Until(done)) {
 		return // the client gave up
 	}
 	fmt.Fprintln(w, "ok")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/churnlab/churnlab/baseline"
+	"github.com/churnlab/churnlab/internal/ctxsleep"
 	"github.com/churnlab/churnlab/reference/agent"
 	"github.com/churnlab/churnlab/reference/cache"
 )
@@ -63,7 +64,7 @@ func (s *BundleSource) Serve(ctx context.Context, p *Pod, loaded func(uplinkByte
 			case ctx.Err() != nil:
 				return nil
 			case err != nil:
-				if !sleep(ctx, retryEvery) {
+				if !ctxsleep.Sleep(ctx, retryEvery) {
 					return nil
 				}
 			default:
@@ -241,15 +242,4 @@ func (s *AgentSource) agentFor(node string) (*agent.Agent, error) {
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); a.Run(s.ctx) }() //nolint:errcheck // nil when ctx ends
 	return a, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

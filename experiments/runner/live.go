@@ -24,6 +24,7 @@ import (
 	"github.com/churnlab/churnlab/experiments/pod"
 	"github.com/churnlab/churnlab/experiments/scenario"
 	"github.com/churnlab/churnlab/experiments/uplink"
+	"github.com/churnlab/churnlab/internal/ctxsleep"
 	"github.com/churnlab/churnlab/sim"
 )
 
@@ -171,7 +172,7 @@ func (l *liveRun) after(ctx context.Context, d time.Duration, f func()) {
 	l.timersWg.Add(1)
 	go func() {
 		defer l.timersWg.Done()
-		if sleepCtx(ctx, d) {
+		if ctxsleep.Sleep(ctx, d) {
 			f()
 		}
 	}()
@@ -381,7 +382,7 @@ func (l *liveRun) waitFor(ctx context.Context, timeout time.Duration, what strin
 		if time.Now().After(deadline) {
 			return fmt.Errorf("waited %s for %s: %s", timeout, what, status)
 		}
-		if !sleepCtx(ctx, 250*time.Millisecond) {
+		if !ctxsleep.Sleep(ctx, 250*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -472,17 +473,6 @@ func (l *liveRun) sample(ctx context.Context, system liveSystem, realizer *pod.R
 			l.step(5, fmt.Sprintf(": %s of %s, pods %d (%d with config, %d in rotation), egress %.1f MB/s, operator API requests %.0f (429: %.0f)",
 				t.Truncate(time.Second), l.sc.Duration, total, ready, lb.InRotation(), delta/1e6, api, n429))
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/pod"
 	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/internal/ctxsleep"
 )
 
 // liveChurn plays the scenario's timeline against the real Kubernetes
@@ -33,7 +34,7 @@ func (c *liveChurn) play(ctx context.Context) {
 	events := slices.Clone(c.run.sc.Events)
 	slices.SortStableFunc(events, func(a, b scenario.Event) int { return cmp.Compare(a.At, b.At) })
 	for _, e := range events {
-		if !sleepCtx(ctx, time.Until(c.run.start.Add(e.At.D()))) {
+		if !ctxsleep.Sleep(ctx, time.Until(c.run.start.Add(e.At.D()))) {
 			return
 		}
 		if err := c.apply(ctx, e); err != nil && ctx.Err() == nil {
@@ -72,7 +73,7 @@ func (c *liveChurn) autoscale(ctx context.Context, a *scenario.Autoscale) error 
 	steps := max(1, int(math.Abs(float64(a.To-from))))
 	began := time.Now()
 	for i := 1; i <= steps; i++ {
-		if !sleepCtx(ctx, time.Until(began.Add(a.Over.D()*time.Duration(i-1)/time.Duration(steps)))) {
+		if !ctxsleep.Sleep(ctx, time.Until(began.Add(a.Over.D()*time.Duration(i-1)/time.Duration(steps)))) {
 			return ctx.Err()
 		}
 		replicas := from + (a.To-from)*i/steps
@@ -94,7 +95,7 @@ func (c *liveChurn) restartStorm(ctx context.Context, s *scenario.RestartStorm) 
 	began := time.Now()
 	pods := c.run.kube.CoreV1().Pods(liveNamespace)
 	for i, name := range victims {
-		if !sleepCtx(ctx, time.Until(began.Add(s.Over.D()*time.Duration(i)/time.Duration(len(victims))))) {
+		if !ctxsleep.Sleep(ctx, time.Until(began.Add(s.Over.D()*time.Duration(i)/time.Duration(len(victims))))) {
 			return ctx.Err()
 		}
 		grace := int64(0)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/churnlab/churnlab/experiments/controlplane"
 	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/internal/proctest"
 	"github.com/churnlab/churnlab/sim"
 )
 
@@ -51,37 +51,12 @@ func shortStorm(t *testing.T, d string, sets ...scenario.Set) *scenario.Scenario
 	return sc
 }
 
-// childPids lists the live processes whose parent is this test process.
-func childPids(t *testing.T) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid ...; comm may hold spaces, so split after ')'.
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(fields) > 1 && fields[0] != "Z" && fields[1] == strconv.Itoa(os.Getpid()) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
 // checkCleanedUp fails the test if any process the run started is still
 // running or it left anything in tmp.
 func checkCleanedUp(t *testing.T, tmp string) {
 	t.Helper()
-	if pids := childPids(t); len(pids) > 0 {
+	mine := func(p proctest.Process) bool { return p.Parent == os.Getpid() && p.State != "Z" }
+	if pids := proctest.Find(t, mine); len(pids) > 0 {
 		t.Errorf("processes left running: %v", pids)
 	}
 	left, err := os.ReadDir(tmp)
