@@ -190,24 +190,6 @@ func (s *AgentSource) Unload(p *Pod) {
 	}
 }
 
-// Stats adds up every agent's counters.
-func (s *AgentSource) Stats() agent.Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var sum agent.Stats
-	for _, a := range s.agents {
-		st := a.Stats()
-		sum.Watches += st.Watches
-		sum.Syncs += st.Syncs
-		sum.Shed += st.Shed
-		sum.LeftDegraded += st.LeftDegraded
-		sum.Failovers += st.Failovers
-		sum.FragmentBytes += st.FragmentBytes
-		sum.L2Hits += st.L2Hits
-	}
-	return sum
-}
-
 // Wait waits until every agent has stopped (after the context ends).
 func (s *AgentSource) Wait() { s.wg.Wait() }
 

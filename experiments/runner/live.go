@@ -49,7 +49,6 @@ type LiveOutput struct {
 	System  sim.System
 	Dir     string // where summary.json, timeseries.csv and vegeta.bin were written
 	Summary *metrics.Summary
-	Notes   []string // what the run could not play or measure, and why
 }
 
 // The game pods of a live run: a Deployment in this namespace.
@@ -123,15 +122,6 @@ type liveRun struct {
 	notes    []string
 	timersWg sync.WaitGroup
 	scrapes  metrics.ScrapeLog // written by sample only
-}
-
-// sourcePrefix is the metric prefix the scrape log keeps of a system's
-// endpoint: the operator's veltrix_*, a configd replica's configd_*.
-func sourcePrefix(source string) string {
-	if source == "operator" {
-		return "veltrix_"
-	}
-	return "configd_"
 }
 
 // liveSteps names the steps of one system's run, for the progress line.
@@ -352,7 +342,7 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 		resultFile{"notes.txt", []byte(notes)}); err != nil {
 		return out, err
 	}
-	return LiveOutput{System: l.system, Dir: l.dir, Summary: summary, Notes: l.notes}, nil
+	return LiveOutput{System: l.system, Dir: l.dir, Summary: summary}, nil
 }
 
 // runningPods counts the game pods that are Running and not being
@@ -440,9 +430,9 @@ func (l *liveRun) sample(ctx context.Context, system liveSystem, realizer *pod.R
 				scrapeFailed.report("etcd", err)
 			}
 		}
-		for name, url := range system.metrics() {
-			if fams, err := metrics.Scrape(ctx, plain, url); err == nil {
-				l.scrapes.Add(t, name, fams, sourcePrefix(name), nil)
+		for name, e := range system.metrics() {
+			if fams, err := metrics.Scrape(ctx, plain, e.url); err == nil {
+				l.scrapes.Add(t, name, fams, e.prefix, nil)
 			} else if ctx.Err() == nil {
 				scrapeFailed.report(name, err)
 			}

@@ -46,7 +46,7 @@ type liveSystem interface {
 	play(ctx context.Context, e scenario.Event) (bool, error)
 	// metrics returns the system's Prometheus endpoints by name, for the
 	// scrape log.
-	metrics() map[string]string
+	metrics() map[string]metricsEndpoint
 	// stop stops what start started and waits for it.
 	stop()
 }
@@ -209,11 +209,15 @@ func (b *baselineSystem) play(ctx context.Context, e scenario.Event) (bool, erro
 	return false, nil
 }
 
-func (b *baselineSystem) metrics() map[string]string {
+// metricsEndpoint is a /metrics URL and the metric prefix the scrape log
+// keeps of it.
+type metricsEndpoint struct{ url, prefix string }
+
+func (b *baselineSystem) metrics() map[string]metricsEndpoint {
 	if b.metricsURL == "" {
 		return nil
 	}
-	return map[string]string{"operator": b.metricsURL}
+	return map[string]metricsEndpoint{"operator": {b.metricsURL, "veltrix_"}}
 }
 
 func (b *baselineSystem) stop() { b.wg.Wait() }
@@ -431,11 +435,11 @@ func (r *referenceSystem) play(ctx context.Context, e scenario.Event) (bool, err
 	return false, nil
 }
 
-func (r *referenceSystem) metrics() map[string]string {
-	m := map[string]string{}
+func (r *referenceSystem) metrics() map[string]metricsEndpoint {
+	m := map[string]metricsEndpoint{}
 	for i, rep := range r.replicas {
 		if rep.metricsURL != "" {
-			m[fmt.Sprintf("configd-%d", i)] = rep.metricsURL
+			m[fmt.Sprintf("configd-%d", i)] = metricsEndpoint{rep.metricsURL, "configd_"}
 		}
 	}
 	return m
