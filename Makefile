@@ -57,9 +57,11 @@ verify-proto: proto ## check the committed generated code matches configstream.p
 	@git diff --exit-code -- reference/proto || { echo "reference/proto is stale: run make proto and commit"; exit 1; }
 
 .PHONY: test
-test: controlplane ## run every test (vet, unit, transcripts, determinism, CLI, control-plane integration)
+test: controlplane ## run every test (vet, unit, transcripts, determinism, CLI, control-plane integration, live runs)
 	go vet ./...
-	go test ./...
+	go test $$(go list ./... | grep -v '/experiments/runner$$')
+	@echo "live-runner tests, alone: they measure request latency on this machine, so nothing else runs beside them (about 4 min)"
+	go test ./experiments/runner/
 
 .PHONY: race
 race: ## the race detector over every package, skipping the tests that start a control plane or etcd (-short)
