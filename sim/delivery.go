@@ -10,6 +10,9 @@ type delivery interface {
 	// change rewrites the given hunts' config and delivers it to the pods
 	// that need it, recording each pod's propagation delay.
 	change(now Time, hunts []int)
+	// stallsPods says whether delivering config can block a serving pod's
+	// request loop (see traffic.stall).
+	stallsPods() bool
 }
 
 var (
@@ -61,11 +64,13 @@ func newBundleDelivery(w *World) *bundleDelivery {
 func (d *bundleDelivery) send(now Time, p *pod, done func(Time)) {
 	d.w.uplink.Send(now, d.size, func(at Time) {
 		if p.phase == podReady {
-			p.stall(at, d.decompress)
+			d.w.traffic.stall(at, p, d.decompress)
 		}
 		d.w.eng.At(at+d.decompress, func(t Time, _ int64) { done(t) }, 0)
 	})
 }
+
+func (d *bundleDelivery) stallsPods() bool { return d.decompress > 0 }
 
 func (d *bundleDelivery) preload(p *pod) {
 	d.watch(0, p)
@@ -179,6 +184,8 @@ func newStreamDelivery(w *World) *streamDelivery {
 }
 
 func (d *streamDelivery) key(p *pod) int { return p.node*d.w.sc.Config.Hunts + p.hunt }
+
+func (d *streamDelivery) stallsPods() bool { return false }
 
 func (d *streamDelivery) preload(p *pod) { d.cached[d.key(p)] = d.version[p.hunt] }
 

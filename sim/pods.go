@@ -26,21 +26,19 @@ type pod struct {
 	watched    bool // the baseline operator runs its reconcile loop
 	generation int  // of the baseline operator's config the pod holds
 
-	cachedConfig   bool // its emptyDir volume holds config (T5)
-	configMapEntry bool // its entry is in the shared ConfigMap (T6)
-	container      int  // incarnation: the kubelet restarts the container when liveness fails
-	probeAt        Time // offset of its health checks within the check interval
-	reconcile      Time // offset of the operator's reconcile of it within the reconcile interval
-	queueEnd       Time // when its request queue drains (per-request traffic)
-	backlog        Time // work queued beyond what a step serves (aggregate traffic)
+	cachedConfig   bool    // its emptyDir volume holds config (T5)
+	configMapEntry bool    // its entry is in the shared ConfigMap (T6)
+	container      int     // incarnation: the kubelet restarts the container when liveness fails
+	probeAt        Time    // offset of its health checks within the check interval
+	reconcile      Time    // offset of the operator's reconcile of it within the reconcile interval
+	queueEnd       Time    // when its request queue drains (per-request traffic)
+	backlog        Time    // work queued beyond what a step serves (aggregate traffic)
+	stallEnd       Time    // until when its request loop is blocked
+	held           []int64 // queued requests whose recording waits for their service to start (see traffic.stall)
 }
 
-// stall stops p serving requests for d from now: work that blocks its
-// request loop. Its queue keeps filling meanwhile.
-func (p *pod) stall(now, d Time) {
-	p.queueEnd = max(p.queueEnd, now) + d
-	p.backlog += d
-}
+// stalled is how much of the stall is left at now.
+func (p *pod) stalled(now Time) Time { return max(0, p.stallEnd-now) }
 
 // cluster is the game Deployment and the nodes its pods land on. Like the
 // Deployment controller, it recreates every deleted pod and converges the

@@ -3,6 +3,7 @@ package sim
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/churnlab/churnlab/experiments/scenario"
 )
@@ -46,6 +47,23 @@ type traffic struct {
 	success    [2]counts // this second's and the last second's outcomes
 	sojourn    roundRobinQueue
 	successSec int64
+	holding    bool       // a stall has happened: queued requests are recorded when their service starts
+	held       []heldWait // by index; see stall
+	freeHeld   []int64    // indexes of held free for reuse
+	onBegin    Action
+}
+
+// heldWait is requests queued on a pod, recorded once their service
+// starts, so that a stall before then delays them.
+type heldWait struct {
+	p            *pod
+	start, begin Time    // arrival; start of service
+	fixed        Time    // path latency and Redis, at arrival
+	n            float64 // requests
+	service      Time    // per-request model: the request's service time
+	mean         float64 // aggregate model: mean sojourn in the pod's queue
+	attempt      int     // per-request model: earlier tries
+	attemptShare []float64
 }
 
 type counts struct{ ok, total float64 }
@@ -63,8 +81,10 @@ func newTraffic(w *World) *traffic {
 		retries:    m.Players.Retries,
 		retryDelay: Time(m.Players.RetryDelay),
 		redis:      newRedis(w.sc),
+		holding:    w.delivery.stallsPods(),
 	}
 	t.onArrive = t.arrive
+	t.onBegin = t.begin
 	if m.Traffic.Mode == "aggregate" {
 		t.step = Time(m.Traffic.Step)
 		t.ring = int((t.timeout+t.retryDelay+refusedLatency)/t.step) + 2
@@ -85,9 +105,10 @@ func (t *traffic) start() {
 	t.w.eng.At(t.gap(0), t.onArrive, 0)
 }
 
-// outcome counts requests toward the recent success ratio.
-func (t *traffic) outcome(now Time, n float64, ok bool) {
-	if sec := int64(now / Second); sec != t.successSec {
+// outcome counts requests toward the recent success ratio, in the second
+// their outcome is known (a held request's when its service starts).
+func (t *traffic) outcome(n float64, ok bool) {
+	if sec := int64(t.w.eng.Now() / Second); sec != t.successSec {
 		if sec == t.successSec+1 {
 			t.success[1] = t.success[0]
 		} else {
@@ -148,6 +169,58 @@ func (r *redis) served(now Time, n float64) {
 	r.ops += n * r.opsPerRequest
 }
 
+// stall blocks p's request loop for d from now (or from the end of a
+// stall under way): work that holds the loop, such as unpacking a config
+// bundle (T4). Requests already queued wait it out, and new ones keep
+// joining the queue: the pod sheds by the length of its queue
+// (model.pods.maxQueue of work), and a stall adds no work to it, only
+// time. So the requests behind a stall wait up to maxQueue plus the
+// stall. Where the delivery can stall pods, queued requests are held and
+// recorded when their service starts, so that a stall can still delay
+// them; elsewhere they are recorded on arrival, which is faster.
+func (t *traffic) stall(now Time, p *pod, d Time) {
+	p.stallEnd = max(now, p.stallEnd) + d
+	p.queueEnd = max(p.queueEnd, now) + d
+	for _, i := range p.held {
+		if h := &t.held[i]; h.begin > now {
+			h.begin += d
+		}
+	}
+}
+
+// hold keeps h until its service starts.
+func (t *traffic) hold(h heldWait) {
+	var i int64
+	if n := len(t.freeHeld); n > 0 {
+		i, t.freeHeld = t.freeHeld[n-1], t.freeHeld[:n-1]
+		t.held[i] = h
+	} else {
+		i = int64(len(t.held))
+		t.held = append(t.held, h)
+	}
+	h.p.held = append(h.p.held, i)
+	t.w.eng.At(h.begin, t.onBegin, i)
+}
+
+// begin records held requests i once their service starts; a stall since
+// they were held has moved that later.
+func (t *traffic) begin(now Time, i int64) {
+	h := t.held[i]
+	if h.begin > now {
+		t.w.eng.At(h.begin, t.onBegin, i)
+		return
+	}
+	h.p.held = slices.DeleteFunc(h.p.held, func(j int64) bool { return j == i })
+	t.held[i] = heldWait{}
+	t.freeHeld = append(t.freeHeld, i)
+	wait := h.begin - h.start
+	if h.mean == 0 {
+		t.record(h.start, h.fixed+wait+h.service, int64(h.attempt))
+		return
+	}
+	t.recordSojourn(h.start, h.fixed+wait, h.mean, h.n, h.attemptShare)
+}
+
 // --- per request ---
 
 func (t *traffic) gap(now Time) Time { return now + Time(t.rng.ExpFloat64()*float64(Second)/t.rate) }
@@ -158,7 +231,7 @@ func (t *traffic) arrive(now Time, attempt int64) {
 		t.w.eng.At(t.gap(now), t.onArrive, 0)
 	}
 	p := t.w.lb.pick()
-	if p == nil || p.phase != podReady || p.queueEnd-now > t.maxQueue {
+	if p == nil || p.phase != podReady || p.queueEnd-now-p.stalled(now) > t.maxQueue {
 		t.fail(now, refusedLatency, attempt)
 		return
 	}
@@ -166,18 +239,28 @@ func (t *traffic) arrive(now Time, attempt int64) {
 	begin := max(now, p.queueEnd)
 	p.queueEnd = begin + service
 	t.redis.served(now, 1)
-	latency := t.base + t.redis.perRequest + (begin - now) + service
-	if latency > t.timeout {
-		t.fail(now, t.timeout, attempt)
+	fixed := t.base + t.redis.perRequest
+	if t.holding && begin > now {
+		t.hold(heldWait{p: p, start: now, begin: begin, fixed: fixed, n: 1, service: service, attempt: int(attempt)})
 		return
 	}
-	t.w.rec.Request(dur(now), dur(latency), true)
-	t.outcome(now, 1, true)
+	t.record(now, fixed+(begin-now)+service, attempt)
+}
+
+// record records one try that arrived at start and took latency, a
+// failure past the client timeout.
+func (t *traffic) record(start, latency Time, attempt int64) {
+	if latency > t.timeout {
+		t.fail(start, t.timeout, attempt)
+		return
+	}
+	t.w.rec.Request(dur(start), dur(latency), true)
+	t.outcome(1, true)
 }
 
 func (t *traffic) fail(now, latency Time, attempt int64) {
 	t.w.rec.Request(dur(now), dur(latency), false)
-	t.outcome(now, 1, false)
+	t.outcome(1, false)
 	if int(attempt) < t.retries {
 		t.w.eng.At(now+latency+t.retryDelay, t.onArrive, attempt+1)
 	}
@@ -259,45 +342,58 @@ func (t *traffic) advance(now Time, _ int64) {
 	}
 	idle := 0 // ready pods with no backlog: identical, recorded together
 	for _, p := range rotation {
+		stalled := p.stalled(now)
+		work := t.step - min(stalled, t.step) // what the pod serves this step
 		switch {
 		case p.phase != podReady:
 			t.failSpread(now, refusedLatency, share, attemptShare)
 		case p.backlog > t.maxQueue: // shed, while the queue drains
 			t.failSpread(now, refusedLatency, share, attemptShare)
-			p.backlog = max(0, p.backlog-t.step)
-		case p.backlog == 0 && share < t.mu*t.step.Seconds():
+			p.backlog = max(0, p.backlog-work)
+		case p.backlog == 0 && stalled == 0 && share < t.mu*t.step.Seconds():
 			idle++
 		default:
-			t.serve(now, p.backlog, share, 1, attemptShare)
-			p.backlog = max(0, p.backlog+Time(share/t.mu*float64(Second))-t.step)
+			t.serve(now, p, p.backlog+stalled, share, 1, attemptShare)
+			p.backlog = max(0, p.backlog+Time(share/t.mu*float64(Second))-work)
 		}
 	}
 	if idle > 0 {
-		t.serve(now, 0, share, idle, attemptShare)
+		t.serve(now, nil, 0, share, idle, attemptShare)
 	}
 }
 
-// serve records share requests arriving at each of pods pods whose
-// backlog is backlog, with the sojourn of the pod's queue at the step's
-// utilization.
-func (t *traffic) serve(now, backlog Time, share float64, pods int, attemptShare []float64) {
+// serve takes share requests arriving at each of pods pods whose service
+// starts after wait (their backlog and what is left of a stall): the
+// sojourn of the pod's queue at the step's utilization is added. p is the
+// one pod when pods is 1; its requests are held if they wait (see stall).
+func (t *traffic) serve(now Time, p *pod, wait Time, share float64, pods int, attemptShare []float64) {
 	n := share * float64(pods)
 	t.redis.served(now, n)
 	utilization := math.Min(share/(t.mu*t.step.Seconds()), 0.99)
 	mean := float64(Second) / (t.mu * (1 - t.sojourn.sigma(len(t.w.lb.rotation), utilization)))
-	fixed := t.base + t.redis.perRequest + backlog
+	fixed := t.base + t.redis.perRequest
+	if t.holding && p != nil && wait > 0 {
+		t.hold(heldWait{p: p, start: now, begin: now + wait, fixed: fixed, n: n, mean: mean, attemptShare: attemptShare})
+		return
+	}
+	t.recordSojourn(now, fixed+wait, mean, n, attemptShare)
+}
+
+// recordSojourn records n requests that arrived at start and waited
+// before their service, at quantiles of an exponential sojourn of mean;
+// tries past the client timeout fail.
+func (t *traffic) recordSojourn(start, before Time, mean, n float64, attemptShare []float64) {
 	for i, b := range sojournBins {
-		latency := fixed + Time(b.quantile*mean)
-		ok := latency <= t.timeout
-		if !ok {
-			t.failSpread(now, t.timeout, n*b.weight, attemptShare)
+		latency := before + Time(b.quantile*mean)
+		if latency > t.timeout {
+			t.failSpread(start, t.timeout, n*b.weight, attemptShare)
 			continue
 		}
 		t.carry[i] += n * b.weight
 		whole := math.Floor(t.carry[i])
 		t.carry[i] -= whole
-		t.w.rec.Requests(dur(now), dur(latency), true, int64(whole))
-		t.outcome(now, n*b.weight, true)
+		t.w.rec.Requests(dur(start), dur(latency), true, int64(whole))
+		t.outcome(n*b.weight, true)
 	}
 }
 
@@ -316,7 +412,7 @@ func (t *traffic) failMany(now, latency Time, n float64, attempt int) {
 	whole := math.Floor(t.failCarry)
 	t.failCarry -= whole
 	t.w.rec.Requests(dur(now), dur(latency), false, int64(whole))
-	t.outcome(now, n, false)
+	t.outcome(n, false)
 	if attempt < t.retries {
 		due := now + latency + t.retryDelay
 		t.retryDue[attempt][int(due/t.step)%t.ring] += n

@@ -3,6 +3,7 @@ package sim
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/churnlab/churnlab/experiments/scenario"
 )
@@ -55,5 +56,34 @@ func TestRoundRobinQueue(t *testing.T) {
 	}
 	if s >= 0.7 {
 		t.Errorf("sigma %v, want below rho: regular arrivals queue less than Poisson ones", s)
+	}
+}
+
+// TestStallDelaysQueuedRequests: a pod whose request loop stalls (T4's
+// decompression) delays the requests already in its queue, not only the
+// ones that arrive during the stall (its full queue sheds those), in both
+// traffic models. One pod is offered twice what it serves, so its queue
+// sits at model.pods.maxQueue (850 ms), and the slowest requests around
+// the stall wait the stall longer than the slowest before it.
+func TestStallDelaysQueuedRequests(t *testing.T) {
+	const stall = 300 * Millisecond
+	for _, mode := range scenario.TrafficModes {
+		t.Run(mode, func(t *testing.T) {
+			sc := load(t, "duration: 20s\ncluster: {pods: 1, nodes: 1}\nbaseline: {gzip: true}\nworkload: {requestRate: 2k/s, podCapacity: 1k/s}\nmodel: {traffic: {mode: "+mode+"}, players: {retries: 0}}\n")
+			w, err := NewWorld(sc, Baseline, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.RunUntil(10 * Second)
+			before := *w.rec.Between(5*time.Second, 10*time.Second).RequestP99Ms()
+			w.traffic.stall(w.Now(), w.cluster.pods[0], stall)
+			w.RunUntil(w.End())
+			around := *w.rec.Between(9*time.Second, 11*time.Second).RequestP99Ms()
+			t.Logf("p99 %.0f ms before the stall, %.0f ms around it (stall %v)", before, around, dur(stall))
+			// Less the per-window histograms' resolution (within 1%).
+			if want := (before + float64(dur(stall).Milliseconds())) * 0.99; around < want {
+				t.Errorf("p99 around the stall %.0f ms, want at least the stall more than before it, %.0f ms", around, want)
+			}
+		})
 	}
 }
