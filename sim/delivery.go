@@ -66,7 +66,12 @@ func (d *bundleDelivery) send(now Time, p *pod, done func(Time)) {
 		if p.phase == podReady {
 			d.w.traffic.stall(at, p, d.decompress)
 		}
-		d.w.eng.At(at+d.decompress, func(t Time, _ int64) { done(t) }, 0)
+		d.w.eng.At(at+d.decompress, func(t Time, _ int64) {
+			if p.phase == podReady {
+				d.w.traffic.configLoaded(t, p)
+			}
+			done(t)
+		}, 0)
 	})
 }
 
@@ -232,6 +237,7 @@ func (d *streamDelivery) change(now Time, hunts []int) {
 					d.cached[k] = max(d.cached[k], version)
 					for _, p := range receivers {
 						if p.phase == podReady {
+							d.w.traffic.configLoaded(at+d.l2Read, p)
 							d.w.rec.ConfigPropagated(dur(at + d.l2Read - now))
 						}
 					}

@@ -34,6 +34,7 @@ type pod struct {
 	queueEnd       Time    // when its request queue drains (per-request traffic)
 	backlog        Time    // work queued beyond what a step serves (aggregate traffic)
 	stallEnd       Time    // until when its request loop is blocked
+	warmAt         Time    // when its hunt state, rebuilt from its last config, is warm
 	held           []int64 // queued requests whose recording waits for their service to start (see traffic.stall)
 }
 
@@ -168,6 +169,7 @@ func (c *cluster) loaded(now Time, p *pod, uplinkBytes float64) {
 		return // deleted while fetching: the bytes were sent for nothing
 	}
 	p.phase = podReady
+	c.w.traffic.configLoaded(now, p)
 	c.ready++
 	c.peakReady = max(c.peakReady, c.ready)
 	c.w.rec.PodConfigLoaded(dur(now), dur(now-p.created), uplinkBytes)

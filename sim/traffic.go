@@ -28,29 +28,40 @@ const refusedLatency = Millisecond
 // E_k/M/1 queue, see roundRobinQueue). A
 // test holds the two within 5% on p99.
 type traffic struct {
-	w          *World
-	rng        *rand.Rand
-	rate       float64 // fresh requests per second
-	mu         float64 // requests per second one pod serves
-	base       Time
-	timeout    Time
-	maxQueue   Time
-	retries    int
-	retryDelay Time
-	redis      redis
-	onArrive   Action
-	step       Time
-	retryDue   [][]float64 // [attempt][step % ring]: retries of that attempt arriving in that step
-	ring       int
-	carry      []float64 // fractional requests carried per latency bin
-	failCarry  float64
-	success    [2]counts // this second's and the last second's outcomes
-	sojourn    roundRobinQueue
-	successSec int64
-	holding    bool       // a stall has happened: queued requests are recorded when their service starts
-	held       []heldWait // by index; see stall
-	freeHeld   []int64    // indexes of held free for reuse
-	onBegin    Action
+	w           *World
+	rng         *rand.Rand
+	rate        float64 // fresh requests per second
+	mu          float64 // requests per second one pod serves
+	serviceMean float64 // ns of one request's service
+	base        Time
+	timeout     Time
+	maxQueue    Time
+	retries     int
+	retryDelay  Time
+	warmup      Time
+	redis       redis
+	onArrive    Action
+	step        Time
+	retryDue    [][]float64 // [attempt][step % ring]: retries of that attempt arriving in that step
+	ring        int
+	carry       []float64 // fractional requests carried per latency bin
+	failCarry   float64
+	success     [2]counts // this second's and the last second's outcomes
+	sojourn     roundRobinQueue
+	// steadyUtilization is the highest utilization whose steady-state
+	// sojourn an idle pod's queue is given: closer to saturation a queue
+	// takes longer than a second to reach its steady state (its
+	// relaxation time 1/(mu(1-sqrt(rho))^2), Kingman), longer than the
+	// balancer's share of load stays put, and the steady state's tail,
+	// unbounded at rho = 1, would be recorded for a pod that is not
+	// queueing. The per-request model, which makes no such assumption,
+	// agrees (TestAggregateMatchesPerRequest).
+	steadyUtilization float64
+	successSec        int64
+	holding           bool       // a stall has happened: queued requests are recorded when their service starts
+	held              []heldWait // by index; see stall
+	freeHeld          []int64    // indexes of held free for reuse
+	onBegin           Action
 }
 
 // heldWait is requests queued on a pod, recorded once their service
@@ -71,17 +82,20 @@ type counts struct{ ok, total float64 }
 func newTraffic(w *World) *traffic {
 	wl, m := w.sc.Workload, w.sc.Model
 	t := &traffic{
-		w:          w,
-		rng:        w.seed.Stream("traffic"),
-		rate:       wl.RequestRate.PerSecond(),
-		mu:         wl.PodCapacity.PerSecond(),
-		base:       Time(wl.BaseLatency),
-		timeout:    Time(wl.Timeout),
-		maxQueue:   Time(m.Pods.MaxQueue),
-		retries:    m.Players.Retries,
-		retryDelay: Time(m.Players.RetryDelay),
-		redis:      newRedis(w.sc),
-		holding:    w.delivery.stallsPods(),
+		w:                 w,
+		rng:               w.seed.Stream("traffic"),
+		rate:              wl.RequestRate.PerSecond(),
+		mu:                wl.PodCapacity.PerSecond(),
+		serviceMean:       float64(Second) / wl.PodCapacity.PerSecond(),
+		steadyUtilization: math.Pow(1-1/math.Sqrt(wl.PodCapacity.PerSecond()), 2),
+		base:              Time(wl.BaseLatency),
+		timeout:           Time(wl.Timeout),
+		maxQueue:          Time(m.Pods.MaxQueue),
+		retries:           m.Players.Retries,
+		retryDelay:        Time(m.Players.RetryDelay),
+		warmup:            Time(m.Pods.Warmup),
+		redis:             newRedis(w.sc),
+		holding:           w.delivery.stallsPods(),
 	}
 	t.onArrive = t.arrive
 	t.onBegin = t.begin
@@ -133,12 +147,14 @@ func (t *traffic) successRatio() float64 {
 
 // redis is the shared Redis: each op's latency is the M/M/1 response time
 // at the op rate of the last second, latency/(1-utilization), with
-// utilization capped at 99%.
+// utilization capped at 99%. A request makes opsPerRequest ops one after
+// another, and coldOps more on a pod whose hunt state is cold.
 type redis struct {
 	opsPerRequest float64
+	coldOps       float64
 	capacity      float64 // ops per second, all shards
 	latency       float64 // ns per op with no load
-	perRequest    Time    // current Redis time of one request
+	perOp         float64 // ns: current latency of one op
 	ops           float64 // ops in the current second
 	second        int64
 }
@@ -147,27 +163,43 @@ func newRedis(sc *scenario.Scenario) redis {
 	r := sc.Workload.Redis
 	rd := redis{
 		opsPerRequest: r.OpsPerRequest,
+		coldOps:       sc.Model.Pods.ColdOps,
 		capacity:      float64(r.Shards) * r.CapacityPerShard.PerSecond(),
 		latency:       float64(r.Latency),
 	}
-	rd.perRequest = rd.at(sc.Workload.RequestRate.PerSecond() * r.OpsPerRequest)
+	rd.perOp = rd.at(sc.Workload.RequestRate.PerSecond() * r.OpsPerRequest)
 	return rd
 }
 
-func (r *redis) at(opsPerSecond float64) Time {
+func (r *redis) at(opsPerSecond float64) float64 {
 	utilization := math.Min(opsPerSecond/r.capacity, 0.99)
-	return Time(r.latency / (1 - utilization) * r.opsPerRequest)
+	return r.latency / (1 - utilization)
 }
 
-// served counts n requests reaching Redis at now.
-func (r *redis) served(now Time, n float64) {
+// ops is how many ops a request makes on a cold or a warm pod.
+func (r *redis) opsOf(cold bool) float64 {
+	if cold {
+		return r.opsPerRequest + r.coldOps
+	}
+	return r.opsPerRequest
+}
+
+// served counts n requests reaching Redis at now from cold or warm pods,
+// and returns the Redis time of each.
+func (r *redis) served(now Time, n float64, cold bool) Time {
 	if sec := int64(now / Second); sec != r.second {
 		elapsed := float64(sec - r.second)
-		r.perRequest = r.at(r.ops / elapsed)
+		r.perOp = r.at(r.ops / elapsed)
 		r.ops, r.second = 0, sec
 	}
-	r.ops += n * r.opsPerRequest
+	ops := r.opsOf(cold)
+	r.ops += n * ops
+	return Time(r.perOp * ops)
 }
+
+// configLoaded marks p's hunt state cold for model.pods.warmup from now:
+// p has just loaded a config and rebuilt it.
+func (t *traffic) configLoaded(now Time, p *pod) { p.warmAt = now + t.warmup }
 
 // stall blocks p's request loop for d from now (or from the end of a
 // stall under way): work that holds the loop, such as unpacking a config
@@ -238,8 +270,7 @@ func (t *traffic) arrive(now Time, attempt int64) {
 	service := Time(t.rng.ExpFloat64() * float64(Second) / t.mu)
 	begin := max(now, p.queueEnd)
 	p.queueEnd = begin + service
-	t.redis.served(now, 1)
-	fixed := t.base + t.redis.perRequest
+	fixed := t.base + t.redis.served(now, 1, now < p.warmAt)
 	if t.holding && begin > now {
 		t.hold(heldWait{p: p, start: now, begin: begin, fixed: fixed, n: 1, service: service, attempt: int(attempt)})
 		return
@@ -267,6 +298,13 @@ func (t *traffic) fail(now, latency Time, attempt int64) {
 }
 
 // --- aggregate ---
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 // roundRobinQueue gives the sojourn of one pod's queue behind the
 // round-robin balancer. Round robin over k pods turns Poisson arrivals
@@ -340,38 +378,51 @@ func (t *traffic) advance(now Time, _ int64) {
 	for a := range attemptShare {
 		attemptShare[a] = tries[a] / total
 	}
-	idle := 0 // ready pods with no backlog: identical, recorded together
+	var idle [2]int // ready pods with no backlog, warm and cold: identical, recorded together
 	for _, p := range rotation {
 		stalled := p.stalled(now)
 		work := t.step - min(stalled, t.step) // what the pod serves this step
 		switch {
 		case p.phase != podReady:
 			t.failSpread(now, refusedLatency, share, attemptShare)
-		case p.backlog > t.maxQueue: // shed, while the queue drains
-			t.failSpread(now, refusedLatency, share, attemptShare)
-			p.backlog = max(0, p.backlog-work)
 		case p.backlog == 0 && stalled == 0 && share < t.mu*t.step.Seconds():
-			idle++
+			idle[b2i(now < p.warmAt)]++
 		default:
-			t.serve(now, p, p.backlog+stalled, share, 1, attemptShare)
-			p.backlog = max(0, p.backlog+Time(share/t.mu*float64(Second))-work)
+			// A queue of backlog: the step's arrivals join it in turn
+			// while it holds at most maxQueue of work, and are shed past
+			// that; it drains by the step's work meanwhile.
+			room := max(0, t.maxQueue-p.backlog) + work
+			accepted := min(share, room.Seconds()*t.mu)
+			if shed := share - accepted; shed > 0 {
+				t.failSpread(now, refusedLatency, shed, attemptShare)
+			}
+			arrived := Time(accepted / t.mu * float64(Second))
+			grown := max(0, arrived-work) // how much the queue grows over the step
+			if accepted > 0 {
+				t.serve(now, p, now < p.warmAt, p.backlog+stalled+grown/2, accepted, 1, t.serviceMean, attemptShare)
+			}
+			p.backlog = max(0, p.backlog+arrived-work)
 		}
 	}
-	if idle > 0 {
-		t.serve(now, nil, 0, share, idle, attemptShare)
+	utilization := min(share/(t.mu*t.step.Seconds()), t.steadyUtilization)
+	mean := t.serviceMean / (1 - t.sojourn.sigma(len(rotation), utilization))
+	for cold, pods := range idle {
+		if pods > 0 {
+			t.serve(now, nil, cold == 1, 0, share, pods, mean, attemptShare)
+		}
 	}
 }
 
 // serve takes share requests arriving at each of pods pods whose service
-// starts after wait (their backlog and what is left of a stall): the
-// sojourn of the pod's queue at the step's utilization is added. p is the
-// one pod when pods is 1; its requests are held if they wait (see stall).
-func (t *traffic) serve(now Time, p *pod, wait Time, share float64, pods int, attemptShare []float64) {
+// starts after wait, with an exponential sojourn of mean on top: an idle
+// pod's queue at the step's utilization, or a busy pod's service time,
+// its queue being in wait (its backlog, half what the step adds to it,
+// and what is left of a stall). p is the one pod when pods is 1; its
+// requests are held if they wait (see stall). cold says the pods' hunt
+// state is cold.
+func (t *traffic) serve(now Time, p *pod, cold bool, wait Time, share float64, pods int, mean float64, attemptShare []float64) {
 	n := share * float64(pods)
-	t.redis.served(now, n)
-	utilization := math.Min(share/(t.mu*t.step.Seconds()), 0.99)
-	mean := float64(Second) / (t.mu * (1 - t.sojourn.sigma(len(t.w.lb.rotation), utilization)))
-	fixed := t.base + t.redis.perRequest
+	fixed := t.base + t.redis.served(now, n, cold)
 	if t.holding && p != nil && wait > 0 {
 		t.hold(heldWait{p: p, start: now, begin: now + wait, fixed: fixed, n: n, mean: mean, attemptShare: attemptShare})
 		return
