@@ -2,15 +2,18 @@ package sim
 
 import "github.com/churnlab/churnlab/experiments/scenario"
 
-// operator is the Veltrix-like baseline operator (F4, F9, F11, T2, T3).
-// Every replica runs the per-pod reconcile loop for every pod: each
-// interval it lists the config objects (and makes its other calls),
-// through its client's rate limiter, into kube-apiserver. A pod that
-// (re)starts is handled by one replica, which reloads every config object
-// with one GET each, sends the pod the whole bundle, and so makes a new
-// config generation (F4). A reconcile that finds its pod on an older
-// generation sends it the whole bundle again: during churn, every pod
-// gets the bundle every time it is reconciled (F5, F6).
+// operator is the Veltrix-like baseline operator (F4, F9, F11, T2, T3),
+// as the real one in baseline/ behaves. Every replica runs the per-pod
+// reconcile loop for every pod: each interval it lists the config objects
+// (and makes its other calls), through its client's rate limiter, into
+// kube-apiserver. A pod that (re)starts is handled by one replica, which
+// reloads every config object with one GET each, PATCHes the pod's bundle
+// annotation, sends the pod the whole bundle, and so makes a new config
+// generation (F4). A reconcile that finds its pod on an older generation
+// PATCHes and sends it the whole bundle again: during churn, every pod
+// gets the bundle every time it is reconciled (F5, F6). A config change
+// reaches the pods the same way: a replica's LIST finds it and the
+// replica reloads every object, holding its other reconciles meanwhile.
 type operator struct {
 	w                 *World
 	replicas          []*operatorReplica
@@ -24,20 +27,23 @@ type operator struct {
 	reloadParallelism int
 	reconciles        []int64 // completed in each second, across replicas
 	generation        int     // of the config the operator holds
+	changes           int     // config changes so far
 	lastChange        configChange
 	send              func(now Time, p *pod, done func(Time)) // sends p its bundle over the uplink
 }
 
 // configChange is the last config change, for measuring its propagation.
 type configChange struct {
-	generation int
+	generation int // the first that carries it; 0 until a reload reads it
 	at         Time
 	hunts      []bool
 }
 
 type operatorReplica struct {
-	limiter tokenBucket
-	stopped bool // scaled away
+	limiter       tokenBucket
+	stopped       bool         // scaled away
+	loaded        int          // config changes its last load of the objects saw
+	changeWaiters []func(Time) // its reconciles waiting for its reload of a config change
 }
 
 func newOperator(w *World) *operator {
@@ -119,7 +125,7 @@ func (o *operator) loop(now Time, r *operatorReplica, p *pod) {
 				o.reconciles = append(o.reconciles, 0)
 			}
 			o.reconciles[sec]++
-			o.sync(end, p)
+			o.sync(end, r, p)
 			o.w.eng.At(max(start+o.interval, end), tick, 0)
 		})
 	}
@@ -128,33 +134,68 @@ func (o *operator) loop(now Time, r *operatorReplica, p *pod) {
 
 // sync sends a ready pod the bundle if it holds an older generation, and
 // records the propagation of the last config change to it.
-func (o *operator) sync(now Time, p *pod) {
+func (o *operator) sync(now Time, r *operatorReplica, p *pod) {
 	if p.phase != podReady || p.generation >= o.generation {
 		return
 	}
 	from, c := p.generation, o.lastChange
 	p.generation = o.generation
-	o.push(now, p, func(done Time) {
-		if from < c.generation && c.generation <= p.generation && c.hunts[p.hunt] && p.phase == podReady {
+	o.push(now, r, p, func(done Time) {
+		if c.generation > 0 && from < c.generation && c.generation <= p.generation && c.hunts[p.hunt] && p.phase == podReady {
 			o.w.rec.ConfigPropagated(dur(done - c.at))
 		}
 	})
 }
 
-// push sends p its bundle; done is called once p has it.
-func (o *operator) push(now Time, p *pod, done func(Time)) { o.send(now, p, done) }
+// push PATCHes p's bundle annotation, through r's rate limiter, and sends
+// p its bundle; done is called once p has it.
+func (o *operator) push(now Time, r *operatorReplica, p *pod, done func(Time)) {
+	o.call(now, r, &apiCall{write: true, done: func(t Time, _ bool) { o.send(t, p, done) }})
+}
 
-// change rewrites the given hunts: a new generation, which every pod's
-// next reconcile sends it.
+// change rewrites the given hunts' config objects. Nothing is sent yet:
+// each replica finds the change in its next reconcile's LIST and reloads
+// every object, and the first reload that read the new objects makes the
+// generation that carries the change to the pods.
 func (o *operator) change(now Time, hunts []int) {
-	o.generation++
-	o.lastChange = configChange{generation: o.generation, at: now, hunts: make([]bool, o.w.sc.Config.Hunts)}
+	o.changes++
+	o.lastChange = configChange{at: now, hunts: make([]bool, o.w.sc.Config.Hunts)}
 	for _, h := range hunts {
 		o.lastChange.hunts[h] = true
 	}
 }
 
-// reconcile makes one reconcile's calls in turn and then calls done.
+// loadObjects has r GET every config object, baseline.reloadParallelism
+// at a time (one after another by default, as calibrated), through its
+// rate limiter, which makes a new generation; then it calls done.
+func (o *operator) loadObjects(now Time, r *operatorReplica, done func(Time)) {
+	changes := o.changes // the objects read are at least this new
+	queued, inFlight := o.objects, 0
+	var next func(at Time)
+	next = func(at Time) {
+		for queued > 0 && inFlight < o.reloadParallelism {
+			queued--
+			inFlight++
+			o.call(at, r, &apiCall{bytes: o.objectSize, done: func(t Time, _ bool) {
+				inFlight--
+				next(t)
+			}})
+		}
+		if queued == 0 && inFlight == 0 {
+			o.generation++
+			r.loaded = max(r.loaded, changes)
+			if changes == o.changes && changes > 0 && o.lastChange.generation == 0 {
+				o.lastChange.generation = o.generation
+			}
+			done(at)
+		}
+	}
+	next(now)
+}
+
+// reconcile makes one reconcile's calls in turn and then calls done. If
+// its LIST finds config changed since r last loaded it, r reloads every
+// object first; r's other reconciles wait for that reload.
 func (o *operator) reconcile(now Time, r *operatorReplica, done func(Time)) {
 	calls := make([]*apiCall, 0, o.reads+o.writes)
 	for i := range o.reads {
@@ -169,6 +210,19 @@ func (o *operator) reconcile(now Time, r *operatorReplica, done func(Time)) {
 	}
 	var next func(at Time, i int)
 	next = func(at Time, i int) {
+		if i == 1 && r.loaded < o.changes {
+			r.changeWaiters = append(r.changeWaiters, func(t Time) { next(t, i) })
+			if len(r.changeWaiters) == 1 {
+				o.loadObjects(at, r, func(t Time) {
+					waiters := r.changeWaiters
+					r.changeWaiters = nil
+					for _, w := range waiters {
+						w(t)
+					}
+				})
+			}
+			return
+		}
 		if i == len(calls) {
 			done(at)
 			return
@@ -180,35 +234,20 @@ func (o *operator) reconcile(now Time, r *operatorReplica, done func(Time)) {
 	next(now, 0)
 }
 
-// reload has the replica that owns p GET every config object,
-// baseline.reloadParallelism at a time (one after another by default, as
-// calibrated), which makes a new generation, then sends p the bundle:
-// F4's reload on every pod restart. Reloads and reconciles share the
-// replica's rate limiter, in the order they ask for tokens.
+// reload has the replica that owns p load every config object, which
+// makes a new generation, then sends p the bundle: F4's reload on every
+// pod restart. Reloads and reconciles share the replica's rate limiter,
+// in the order they ask for tokens.
 func (o *operator) reload(now Time, p *pod, done func(Time)) {
 	live := o.live()
 	if len(live) == 0 {
 		return // no operator: the pod waits
 	}
 	r := live[p.id%len(live)]
-	queued, inFlight := o.objects, 0
-	var next func(at Time)
-	next = func(at Time) {
-		for queued > 0 && inFlight < o.reloadParallelism {
-			queued--
-			inFlight++
-			o.call(at, r, &apiCall{bytes: o.objectSize, done: func(t Time, _ bool) {
-				inFlight--
-				next(t)
-			}})
-		}
-		if queued == 0 && inFlight == 0 {
-			o.generation++
-			p.generation = o.generation
-			o.push(at, p, done)
-		}
-	}
-	next(now)
+	o.loadObjects(now, r, func(at Time) {
+		p.generation = o.generation
+		o.push(at, r, p, done)
+	})
 }
 
 // call sends c through r's client rate limiter to the API server.

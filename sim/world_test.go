@@ -185,17 +185,25 @@ func TestRollingUpdateReplacesEveryPod(t *testing.T) {
 }
 
 // TestConfigChangePropagation: the reference pushes a changed fragment to
-// each node at once; the baseline waits for each pod's reconcile (up to
-// the 5 s interval, F9) and then pulls the whole bundle.
+// each node at once. The baseline's replicas find the change in their
+// next reconcile's LIST and reload every object, GET by GET (as the real
+// operator does); each pod's next reconcile then PATCHes its bundle
+// annotation and sends it the whole bundle: within the 5 s interval
+// (F9), after the reload.
 func TestConfigChangePropagation(t *testing.T) {
 	sc := load(t, "duration: 30s\ncluster: {pods: 40, nodes: 4}\nconfig: {hunts: 4}\nevents:\n- {at: 10s, configChange: {hunts: 1}}\n")
 	p99 := map[System]float64{}
+	var baseline *World
 	for _, system := range Systems {
-		s := summarize(runWorld(t, sc, system, 1))
+		w := runWorld(t, sc, system, 1)
+		s := summarize(w)
 		if s.Config.PropagationP99Ms == nil {
 			t.Fatalf("%s: no propagation measured", system)
 		}
 		p99[system] = *s.Config.PropagationP99Ms
+		if system == Baseline {
+			baseline = w
+		}
 	}
 	// The store commits, each replica reads the fragment, then sends it
 	// to the 4 nodes at once: the last 4 x 500 KB later on the shared
@@ -208,6 +216,18 @@ func TestConfigChangePropagation(t *testing.T) {
 	}
 	if p99[Baseline] < 1000 || p99[Baseline] > 5000+200 {
 		t.Errorf("baseline propagation p99 %v ms, want within the 5 s reconcile interval plus the bundle transfer", p99[Baseline])
+	}
+	// The reconciles LIST as many times in the 10 s after the change as
+	// in the 10 s before; on top come each replica's GET of every object,
+	// and one PATCH per pod for each generation it is sent (one to three:
+	// each replica's reload makes one).
+	before, _ := baseline.rec.Between(0, 10*time.Second).APIRequests()
+	after, _ := baseline.rec.Between(10*time.Second, 20*time.Second).APIRequests()
+	reloads := int64(sc.Baseline.Replicas * sc.Config.Objects)
+	pods := int64(sc.Cluster.Pods)
+	if extra := after - before; extra < reloads+pods || extra > reloads+int64(sc.Baseline.Replicas)*pods {
+		t.Errorf("API requests %d in the 10 s after the change, %d before: %d more, want %d-%d (%d GETs of reloads, a PATCH per pod and generation)",
+			after, before, extra, reloads+pods, reloads+int64(sc.Baseline.Replicas)*pods, reloads)
 	}
 }
 
