@@ -13,7 +13,10 @@ import "github.com/churnlab/churnlab/experiments/scenario"
 // behind, and so do its heartbeats (F10).
 //
 // Every heartbeat interval the leader starts a round (a heartbeat whose
-// ack needs the loop to be free, then one commit); a round longer than
+// ack needs the loop to be free, then one commit). Its followers are
+// across the config store's uplink (etcd is the baseline's config store,
+// F5), so a heartbeat also waits in the uplink's queue when config
+// transfers saturate it (F6); a round longer than
 // the election timeout makes a follower campaign, which the run counts as
 // an election. SEED-FACTS F10's "elections climbed from 12 ms to 800 ms"
 // is read as these rounds' p99: see REPORT.md.
@@ -95,7 +98,7 @@ func (e *etcdLeader) heartbeat(now Time, _ int64) {
 	if e.busy {
 		free = e.batchEnd
 	}
-	round := free - now + Time(e.m.Fsync) + Time(e.m.RTT)
+	round := free - now + e.w.uplink.QueueDelay(now) + Time(e.m.Fsync) + Time(e.m.RTT)
 	election := round > e.timeout && (e.campaign == 0 || now >= e.campaign+e.timeout)
 	if election {
 		e.campaign = now

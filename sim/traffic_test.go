@@ -31,7 +31,13 @@ func TestAggregateMatchesPerRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// AtLiveScale shrinks pods and traffic; the live harness's lack
+			// of Redis is put back, Redis scaled with the traffic.
+			full := sc
 			sc = sc.AtLiveScale()
+			sc.Workload.Redis = full.Workload.Redis
+			sc.Workload.Redis.CapacityPerShard = scenario.Rate(float64(full.Workload.Redis.CapacityPerShard) * full.Live.Scale.Traffic)
+			sc.Model.Pods.ColdOps = full.Model.Pods.ColdOps
 			got[mode] = map[System]p99s{}
 			for _, system := range Systems {
 				s := summarize(runWorld(t, sc, system, sc.Seed)).Requests

@@ -10,6 +10,11 @@ import (
 // the config store's 1 Gbps uplink behaves when a restart storm starts
 // hundreds of config downloads at once (F5, F6).
 //
+// The link's egress port buffers up to buffer bytes. While transfers are
+// backlogged their TCP flows keep that queue full, and any other packet
+// on the link (etcd's heartbeats to its followers) waits behind it:
+// QueueDelay.
+//
 // Unlike a FIFO link, a transfer's finish time depends on transfers that
 // start after it, so Send cannot return it; the uplink calls done when
 // the last byte is sent. The implementation tracks the service every
@@ -18,26 +23,40 @@ import (
 type Uplink struct {
 	eng      *Engine
 	capacity float64 // bytes per second
+	buffer   float64 // bytes the egress port queues
 	egress   func(from, to Time, bytes float64)
 
 	active   transferHeap
 	served   float64 // bytes each active transfer has received since the link was last idle
+	finishes float64 // sum of the active transfers' finishAt
 	lastTick Time
 	gen      int64 // invalidates a scheduled completion when the active set changes
 	sends    int64
 	onFinish Action
 }
 
-// NewUplink returns an idle link of capacity bytes per second. egress is
-// told how many bytes the link sent over each interval it was busy.
-func NewUplink(eng *Engine, capacity float64, egress func(from, to Time, bytes float64)) *Uplink {
-	u := &Uplink{eng: eng, capacity: capacity, egress: egress}
+// NewUplink returns an idle link of capacity bytes per second whose port
+// buffers buffer bytes. egress is told how many bytes the link sent over
+// each interval it was busy.
+func NewUplink(eng *Engine, capacity, buffer float64, egress func(from, to Time, bytes float64)) *Uplink {
+	u := &Uplink{eng: eng, capacity: capacity, buffer: buffer, egress: egress}
 	u.onFinish = u.finish
 	return u
 }
 
 // Active returns the number of transfers in progress.
 func (u *Uplink) Active() int { return len(u.active) }
+
+// QueueDelay is how long a packet sent at now waits in the link's port:
+// the bytes queued ahead of it (the buffer, or what the transfers have
+// left to send if less) at the link's capacity.
+func (u *Uplink) QueueDelay(now Time) Time {
+	if len(u.active) == 0 {
+		return 0
+	}
+	left := u.finishes - float64(len(u.active))*u.served - u.capacity*(now-u.lastTick).Seconds()
+	return Time(min(max(left, 0), u.buffer) / u.capacity * float64(Second))
+}
 
 // Send starts a transfer of bytes (more than 0) at now and calls done at
 // the time its last byte is sent.
@@ -48,6 +67,7 @@ func (u *Uplink) Send(now Time, bytes float64, done func(now Time)) {
 	u.advance(now)
 	u.sends++
 	heap.Push(&u.active, transfer{finishAt: u.served + bytes, done: done, seq: u.sends})
+	u.finishes += u.served + bytes
 	u.schedule(now)
 }
 
@@ -65,7 +85,7 @@ func (u *Uplink) advance(now Time) {
 func (u *Uplink) schedule(now Time) {
 	u.gen++
 	if len(u.active) == 0 {
-		u.served = 0 // keep the counter small so float precision holds
+		u.served, u.finishes = 0, 0 // keep the counters small so float precision holds
 		return
 	}
 	remaining := max(u.active[0].finishAt-u.served, 0) * float64(len(u.active))
@@ -82,7 +102,9 @@ func (u *Uplink) finish(now Time, gen int64) {
 	// Rounding the wait up to whole nanoseconds can leave a transfer a
 	// hair short; anything within a millionth of a byte is finished.
 	for len(u.active) > 0 && u.active[0].finishAt <= u.served+1e-6 {
-		done = append(done, heap.Pop(&u.active).(transfer).done)
+		t := heap.Pop(&u.active).(transfer)
+		u.finishes -= t.finishAt
+		done = append(done, t.done)
 	}
 	u.schedule(now)
 	for _, d := range done {

@@ -19,10 +19,13 @@ func TestUplink(t *testing.T) {
 		if d.Cmd != "uplink" {
 			t.Fatalf("unknown directive %q", d.Cmd)
 		}
-		var capacity float64
+		var capacity, buffer float64
 		d.ScanArgs(t, "capacity", &capacity)
+		if d.HasArg("buffer") {
+			d.ScanArgs(t, "buffer", &buffer)
+		}
 		eng, bytes, busy = NewEngine(), 0, 0
-		link = NewUplink(eng, capacity, func(from, to Time, b float64) {
+		link = NewUplink(eng, capacity, buffer, func(from, to Time, b float64) {
 			bytes += b
 			busy += to - from
 		})
@@ -71,6 +74,10 @@ func TestUplink(t *testing.T) {
 							}
 						})
 					}
+				}, 0)
+			case "queue":
+				eng.At(Time(num("at_ms")*float64(Millisecond)), func(now Time, _ int64) {
+					fmt.Fprintf(&out, "%.3fms queue delay %.3fms\n", float64(now)/float64(Millisecond), float64(link.QueueDelay(now))/float64(Millisecond))
 				}, 0)
 			default:
 				t.Fatalf("unknown command %q", fields[0])

@@ -49,7 +49,7 @@ type World struct {
 func NewWorld(sc *scenario.Scenario, system System, seed uint64) (*World, error) {
 	w := &World{sc: sc, system: system, seed: Seed(seed), eng: NewEngine(), rec: metrics.NewRecorder()}
 	// The uplink carries frames; only wireEfficiency of them is payload.
-	w.uplink = NewUplink(w.eng, sc.Cluster.Uplink.BytesPerSecond()*sc.Model.Uplink.WireEfficiency, func(from, to Time, bytes float64) {
+	w.uplink = NewUplink(w.eng, sc.Cluster.Uplink.BytesPerSecond()*sc.Model.Uplink.WireEfficiency, float64(sc.Model.Uplink.Buffer), func(from, to Time, bytes float64) {
 		w.rec.Egress(dur(from), dur(to), bytes)
 	})
 	w.etcd = newEtcdLeader(w)

@@ -36,6 +36,9 @@ type UplinkModel struct {
 	// WireEfficiency is the share of the link's bits that carry payload
 	// (the rest is TCP/IP and Ethernet framing).
 	WireEfficiency float64 `yaml:"wireEfficiency"`
+	// Buffer is what the uplink's egress port queues. Backlogged TCP
+	// flows keep it full, and every other packet waits behind it.
+	Buffer Bytes `yaml:"buffer"`
 }
 
 // APIServerModel is kube-apiserver under API Priority and Fairness, as
@@ -137,6 +140,9 @@ func (s *Scenario) veltrix2023() {
 	m := &s.Model
 	// 1448 B of TCP payload per 1514 B Ethernet frame.
 	set(s, "model.uplink.wireEfficiency", &m.Uplink.WireEfficiency, 1448.0/1514)
+	// Fitted to F10's 800 ms in the storm: etcd's heartbeats wait behind
+	// 94 MB, 788 ms of the saturated 1 Gbps uplink (a deep-buffered port).
+	set(s, "model.uplink.buffer", &m.Uplink.Buffer, 94e6)
 
 	// APF in Kubernetes 1.27+: the global-default level holds 20 of 245
 	// nominal shares of maxRequestsInflight+maxMutatingRequestsInflight
@@ -209,6 +215,7 @@ func (v *validator) model(m Model) {
 		return
 	}
 	v.floatRange("model.uplink.wireEfficiency", m.Uplink.WireEfficiency, 0.01, 1)
+	v.floatRange("model.uplink.buffer", float64(m.Uplink.Buffer), 0, 1e12)
 	v.intRange("model.apiServer.operatorSeats", m.APIServer.OperatorSeats, 1, 1_000_000)
 	v.intRange("model.apiServer.queueLength", m.APIServer.QueueLength, 0, 1_000_000)
 	v.duration("model.apiServer.overhead", m.APIServer.Overhead, 0, Duration(time.Minute))

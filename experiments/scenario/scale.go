@@ -35,7 +35,12 @@ func (s *Scenario) AtLiveScale() *Scenario {
 	w.Players = Count(math.Max(1, math.Round(float64(w.Players)*traffic)))
 	w.RequestRate = Rate(float64(w.RequestRate) * traffic)
 	w.PodCapacity = Rate(float64(w.PodCapacity) * traffic / pods) // each pod stays as busy
-	w.Redis.CapacityPerShard = Rate(float64(w.Redis.CapacityPerShard) * traffic)
+	// What the live harness does not have: a Redis (its pods answer after
+	// the path latency and their queue), and an etcd behind the config
+	// uplink (the control plane talks over loopback).
+	w.Redis.OpsPerRequest = 0
+	out.Model.Pods.ColdOps = 0
+	out.Model.Uplink.Buffer = 0
 
 	out.Config.TotalSize = Bytes(math.Round(float64(s.Config.TotalSize) * bytes))
 

@@ -256,10 +256,12 @@ type Live struct {
 // server inflight limits, operator client QPS, store capacity), so
 // egress demand per uplink byte and reconciles per API seat stay the same.
 // Traffic multiplies the player load and what serves it (players, request
-// rate, Redis capacity), so utilization stays the same. Bytes multiplies
+// rate, pod capacity), so utilization stays the same. Bytes multiplies
 // the config's size and, with Pods, the uplink, so every pod's config
-// keeps the uplink busy as long as at full scale. Latencies, intervals and fractions are not
-// scaled.
+// keeps the uplink busy as long as at full scale. Latencies, intervals
+// and fractions are not scaled. What the live harness lacks, the
+// live-scale scenario drops: Redis, and the uplink's queue in front of
+// etcd.
 type LiveScale struct {
 	Pods    float64 `yaml:"pods"`
 	Traffic float64 `yaml:"traffic"`
