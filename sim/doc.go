@@ -11,7 +11,8 @@
 // are the scenario's model section, filled from the profile veltrix-2023
 // (experiments/scenario/model.go says where each comes from):
 //   - uplink.go: the config uplink, processor-sharing among active
-//     transfers, at the payload share of its bits (F5, F6).
+//     transfers, at the payload share of its bits, whose port's full
+//     queue other packets wait behind when it is saturated (F5, F6, F10).
 //   - pods.go: the game Deployment; pods start, fetch config, become
 //     ready; a pod still without config at its liveness deadline is
 //     restarted; autoscale, restart storms and rolling updates.
@@ -19,16 +20,20 @@
 //     keeps getting (failing) requests until its checks fail (F7).
 //   - traffic.go: game requests into per-pod FIFO queues behind the
 //     round-robin balancer, with load shedding, a client timeout, player
-//     retries and a Redis term; per request, or in aggregate steps with
-//     an E_k/M/1 sojourn (within 5% of per request on p99).
+//     retries, stalls that delay queued requests (T4), and Redis, which
+//     pods that have just loaded a config load harder (F2, T1); per
+//     request, or in aggregate steps with an E_k/M/1 sojourn (within 5%
+//     of per request on p99).
 //   - operator.go: the Veltrix-like operator: per-pod reconcile loops in
-//     every replica, a reload of every config object on every pod start,
-//     and the bundle re-sent on every new generation, all through each
-//     replica's client-side rate limiter (F4, F9, F11, T2, T3).
+//     every replica, a reload of every config object on every pod start
+//     and config change, and the bundle re-sent (a PATCH and 2 MB) on
+//     every new generation, all through each replica's client-side rate
+//     limiter (F4, F9, F11, T2, T3).
 //   - apiserver.go: kube-apiserver's API Priority and Fairness seats and
 //     queues, answering 429 past them (F11, T2, T5).
 //   - etcd.go: the etcd leader: writes through a group-commit raft loop
-//     whose backlog delays heartbeats, reads beside it (F10, L1).
+//     whose backlog delays heartbeats, as does the uplink's queue on the
+//     way to its followers; reads beside it (F10, L1).
 //   - delivery.go: how each system delivers config: the baseline's bundle
 //     (or its emptyDir cache, T5, or ConfigMaps and Helm, T6), or the
 //     reference's per-node agent with an L2 cache keyed by hunt and
