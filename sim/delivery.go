@@ -13,6 +13,8 @@ type delivery interface {
 	// stallsPods says whether delivering config can block a serving pod's
 	// request loop (see traffic.stall).
 	stallsPods() bool
+	// release says p is gone.
+	release(now Time, p *pod)
 }
 
 var (
@@ -76,6 +78,8 @@ func (d *bundleDelivery) send(now Time, p *pod, done func(Time)) {
 }
 
 func (d *bundleDelivery) stallsPods() bool { return d.decompress > 0 }
+
+func (d *bundleDelivery) release(Time, *pod) {}
 
 func (d *bundleDelivery) preload(p *pod) {
 	d.watch(0, p)
@@ -161,26 +165,43 @@ func (d *bundleDelivery) change(now Time, hunts []int) { d.op.change(now, hunts)
 // version; otherwise the agent fetches just that hunt's fragment, once
 // for all of the node's pods that are waiting for it. A change pushes the
 // new fragment once to each node that runs the hunt.
+//
+// A hunt stays on its node's stream for reference.debounce after the
+// node's last pod of it leaves (R3), so a pod restarting within that
+// window is served from L2 at once. Past it the hunt leaves the stream,
+// and the next pod of it on that node waits for the agent to put it back:
+// the agent sends the version it holds, and a replica reads the store to
+// answer (and sends the fragment only if it changed).
 type streamDelivery struct {
-	w        *World
-	fragment float64
-	l2Read   Time
-	fanout   Time                    // from a write to the replicas' fan-out: its commit, then their read
-	version  []int                   // current version of each hunt
-	cached   []int                   // [node*hunts+hunt]: version in the node's L2; 0 = none
-	waiting  [][]func(Time, float64) // [node*hunts+hunt]: pods waiting on the agent's fetch
+	w           *World
+	fragment    float64
+	l2Read      Time
+	fanout      Time                    // from a write to the replicas' fan-out: its commit, then their read
+	storeRead   Time                    // a replica's read of the store
+	debounce    Time                    // how long a hunt stays on a node's stream after its last pod
+	version     []int                   // current version of each hunt
+	cached      []int                   // [node*hunts+hunt]: version in the node's L2; 0 = none
+	waiting     [][]func(Time, float64) // [node*hunts+hunt]: pods waiting on the agent's fetch
+	subscribers []int                   // [node*hunts+hunt]: the node's pods that acquired the hunt
+	streamed    []bool                  // [node*hunts+hunt]: the hunt is on the node's stream
+	releases    []int                   // [node*hunts+hunt]: bumped to cancel a pending release
 }
 
 func newStreamDelivery(w *World) *streamDelivery {
 	hunts, nodes := w.sc.Config.Hunts, w.sc.Cluster.Nodes
 	d := &streamDelivery{
-		w:        w,
-		fragment: float64(w.sc.Config.FragmentSize()),
-		l2Read:   Time(float64(Second) / w.sc.Reference.L2.ReadsPerSecond.PerSecond()),
-		fanout:   Time(w.sc.Model.Reference.StoreCommit + w.sc.Model.Reference.StoreRead),
-		version:  make([]int, hunts),
-		cached:   make([]int, nodes*hunts),
-		waiting:  make([][]func(Time, float64), nodes*hunts),
+		w:           w,
+		fragment:    float64(w.sc.Config.FragmentSize()),
+		l2Read:      Time(float64(Second) / w.sc.Reference.L2.ReadsPerSecond.PerSecond()),
+		fanout:      Time(w.sc.Model.Reference.StoreCommit + w.sc.Model.Reference.StoreRead),
+		storeRead:   Time(w.sc.Model.Reference.StoreRead),
+		debounce:    Time(w.sc.Reference.Debounce),
+		version:     make([]int, hunts),
+		cached:      make([]int, nodes*hunts),
+		waiting:     make([][]func(Time, float64), nodes*hunts),
+		subscribers: make([]int, nodes*hunts),
+		streamed:    make([]bool, nodes*hunts),
+		releases:    make([]int, nodes*hunts),
 	}
 	for h := range d.version {
 		d.version[h] = 1
@@ -192,10 +213,58 @@ func (d *streamDelivery) key(p *pod) int { return p.node*d.w.sc.Config.Hunts + p
 
 func (d *streamDelivery) stallsPods() bool { return false }
 
-func (d *streamDelivery) preload(p *pod) { d.cached[d.key(p)] = d.version[p.hunt] }
+func (d *streamDelivery) preload(p *pod) {
+	k := d.key(p)
+	d.cached[k] = d.version[p.hunt]
+	d.acquire(p)
+	d.streamed[k] = true
+}
+
+// acquire counts p among its node's pods of its hunt, once, and keeps the
+// hunt on the stream.
+func (d *streamDelivery) acquire(p *pod) {
+	if p.acquired {
+		return
+	}
+	p.acquired = true
+	k := d.key(p)
+	d.subscribers[k]++
+	d.releases[k]++ // a pending release is cancelled
+}
+
+func (d *streamDelivery) release(now Time, p *pod) {
+	if !p.acquired {
+		return
+	}
+	k := d.key(p)
+	if d.subscribers[k]--; d.subscribers[k] > 0 {
+		return
+	}
+	d.releases[k]++
+	release := d.releases[k]
+	d.w.eng.At(now+d.debounce, func(Time, int64) {
+		if d.releases[k] == release && d.subscribers[k] == 0 {
+			d.streamed[k] = false
+		}
+	}, 0)
+}
 
 func (d *streamDelivery) fetch(now Time, p *pod, loaded func(Time, float64)) {
+	d.acquire(p)
 	k := d.key(p)
+	if !d.streamed[k] {
+		// The agent puts the hunt back on its stream with the version it
+		// holds; a replica reads the store to answer.
+		d.streamed[k] = true
+		d.w.eng.At(now+d.storeRead, func(t Time, _ int64) { d.serve(t, k, p, loaded) }, 0)
+		return
+	}
+	d.serve(now, k, p, loaded)
+}
+
+// serve gets p its hunt's fragment from L2 if the node holds the current
+// version, or else from the service over the uplink.
+func (d *streamDelivery) serve(now Time, k int, p *pod, loaded func(Time, float64)) {
 	if d.cached[k] == d.version[p.hunt] {
 		d.w.eng.At(now+d.l2Read, func(at Time, _ int64) { loaded(at, 0) }, 0)
 		return

@@ -24,6 +24,7 @@ type pod struct {
 	old        bool // belongs to the revision a rolling update is replacing
 	inRotation bool // the load balancer sends it requests
 	watched    bool // the baseline operator runs its reconcile loop
+	acquired   bool // the reference's node agent counts it among its hunt's pods
 	generation int  // of the baseline operator's config the pod holds
 
 	cachedConfig   bool    // its emptyDir volume holds config (T5)
@@ -189,6 +190,7 @@ func (c *cluster) remove(now Time, p *pod, restart bool) {
 	c.podsOnNode[p.node]--
 	c.podsOfHunt[p.hunt]--
 	c.w.lb.gone(now, p)
+	c.w.delivery.release(now, p)
 	if restart {
 		c.w.rec.PodRestarted()
 	}
