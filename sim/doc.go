@@ -37,7 +37,8 @@
 //   - delivery.go: how each system delivers config: the baseline's bundle
 //     (or its emptyDir cache, T5, or ConfigMaps and Helm, T6), or the
 //     reference's per-node agent with an L2 cache keyed by hunt and
-//     version, fed after the store's commit and the replicas' read (R8).
+//     version and a restart debounce, fed after the store's commit and
+//     the replicas' read (R3, R8).
 //   - leaderboard.go: the leaderboard job, which publishes only when every
 //     one of its reads succeeds (F8).
 //
