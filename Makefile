@@ -42,7 +42,13 @@ experiment: bin/churnlab ## run SCENARIO (default restart-storm) in MODE (sim, l
 	  $(MAKE) --no-print-directory controlplane && \
 	  echo "step 3/4: play $(SCENARIO) live on a local control plane, baseline then reference ($$(bin/churnlab run -f $(SCENARIO_FILE) --estimate))" && \
 	  bin/churnlab run -f $(SCENARIO_FILE) --target local --out $(OUT); fi
-	@echo "step 4/4: plots are not built yet (issue #7: plots, report, gate)"
+	@echo "step 4/4: plot $(SCENARIO)'s results, baseline against reference and sim against live (about 5 s)"
+	@bin/churnlab plot $(OUT)/$(SCENARIO) -f $(SCENARIO_FILE)
+
+.PHONY: compare
+compare: bin/churnlab ## draw SCENARIO's charts from results/ (p99, egress, 429s, pods, leaderboard; sim vs live; the sweep), into results/SCENARIO/<mode>/*.png
+	@test -d $(OUT)/$(SCENARIO) || { echo "no results for $(SCENARIO) in $(OUT)/: run make experiment SCENARIO=$(SCENARIO) first"; exit 2; }
+	@bin/churnlab plot $(OUT)/$(SCENARIO)
 
 .PHONY: controlplane
 controlplane: ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok into bin/ (once: ~6 min cold)

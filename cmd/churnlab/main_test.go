@@ -46,6 +46,9 @@ func TestExitCodes(t *testing.T) {
 		{"run target kind", []string{"run", "-f", stormFile, "--target", "kind"}, exitBadInput, "target kind is not built yet"},
 		{"run unknown target", []string{"run", "-f", stormFile, "--target", "mars"}, exitBadInput, `unknown target "mars"`},
 		{"run bad uplink", []string{"run", "-f", stormFile, "--uplink", "wifi"}, exitBadInput, `--uplink "wifi": want token-bucket or tc`},
+		{"plot no dir", []string{"plot"}, exitBadInput, "plot takes one results directory"},
+		{"plot missing dir", []string{"plot", "no/such/dir"}, exitBadInput, "no/such/dir is not a results directory"},
+		{"plot unknown scenario", []string{"plot", "."}, exitBadInput, "no scenario file"},
 		{"run live.duration too long", []string{"run", "-f", stormFile, "--estimate", "--set", "live.duration=1h"}, exitBadInput, "live.duration: must be at most the scenario's duration 10m0s"},
 	}
 	for _, c := range cases {

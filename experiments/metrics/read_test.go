@@ -1,0 +1,75 @@
+package metrics
+
+import (
+	"bytes"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTimeseriesRoundTrip: what WriteTimeseries writes, ReadTimeseries
+// reads back, with empty cells as NaN.
+func TestTimeseriesRoundTrip(t *testing.T) {
+	r := NewRecorder()
+	r.Request(500*time.Millisecond, 40*time.Millisecond, true)
+	r.Request(2500*time.Millisecond, 80*time.Millisecond, false)
+	r.Egress(0, 3*time.Second, 3e6)
+	var buf bytes.Buffer
+	if err := r.WriteTimeseries(&buf); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := ReadTimeseries(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts.Len() != 3 {
+		t.Fatalf("%d rows, want 3", ts.Len())
+	}
+	if got := ts.Column("t_s"); got[2] != 2 {
+		t.Errorf("t_s %v, want 0 1 2", got)
+	}
+	if got := ts.Column("egress_bytes"); got[0] != 1e6 {
+		t.Errorf("egress_bytes %v, want 1e6 a second", got)
+	}
+	if p99 := ts.Column("p99_ms"); !math.IsNaN(p99[1]) || math.Abs(p99[2]-80) > 1 {
+		t.Errorf("p99_ms %v, want NaN in the empty second and 80 in the third", p99)
+	}
+	if ts.Column("no_such_column") != nil {
+		t.Error("an unknown column is not nil")
+	}
+}
+
+func TestReadTimeseriesErrorsNameTheCell(t *testing.T) {
+	header := strings.Join(TimeseriesColumns, ",")
+	for _, tc := range []struct{ name, csv, want string }{
+		{"header", "t,requests\n", "header"},
+		{"cell", header + "\n0,1,x,,,,,,,,,,\n", `timeseries.csv:2: column success_ratio: "x" is not a number`},
+		{"width", header + "\n0,1\n", "wrong number of fields"},
+	} {
+		_, err := ReadTimeseries(strings.NewReader(tc.csv))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestSummaryValue(t *testing.T) {
+	s := NewRecorder().Summary(Run{Duration: time.Second})
+	s.Requests.P99Ms = ptr(42.5)
+	if v, err := s.Value("requests.p99_ms"); err != nil || v == nil || *v != 42.5 {
+		t.Errorf("requests.p99_ms = %v, %v; want 42.5", v, err)
+	}
+	if v, err := s.Value("etcd.election_p99_ms"); err != nil || v != nil {
+		t.Errorf("etcd.election_p99_ms = %v, %v; want null", v, err)
+	}
+	for _, bad := range []string{"requests.p98_ms", "requests", "scenario", "requests.p99_ms.x"} {
+		if _, err := s.Value(bad); err == nil {
+			t.Errorf("Value(%q) gave no error", bad)
+		}
+	}
+	keys := SummaryKeys()
+	if len(keys) != 23 || keys[0] != "apiserver.peak_rps" {
+		t.Errorf("SummaryKeys() = %v, want the 23 numeric keys of DESIGN.md, sorted", keys)
+	}
+}

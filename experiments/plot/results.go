@@ -1,0 +1,295 @@
+package plot
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"image/color"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/churnlab/churnlab/experiments/metrics"
+	"github.com/churnlab/churnlab/experiments/scenario"
+)
+
+// Systems in the order they are drawn, with their colors.
+var systems = []struct {
+	name  string
+	color color.Color
+}{{"baseline", BaselineColor}, {"reference", ReferenceColor}}
+
+// modeLabels says what each results mode is, for chart titles.
+var modeLabels = map[string]string{
+	"sim":      "sim, full scale",
+	"sim-live": "sim at live scale",
+	"local":    "live, local control plane",
+	"kube":     "live, kube",
+	"kind":     "live, kind",
+}
+
+// Results draws every chart of one scenario's results directory (such as
+// results/restart-storm, holding <mode>/<system>/timeseries.csv) into the
+// mode directories, and returns the paths written. sc is the scenario the
+// results came from, for the uplink's capacity at each scale.
+func Results(dir string, sc *scenario.Scenario) ([]string, error) {
+	modes, err := modesIn(dir)
+	if err != nil {
+		return nil, err
+	}
+	name := filepath.Base(dir)
+	var written []string
+	write := func(path string, c Chart) error {
+		var buf bytes.Buffer
+		if err := c.PNG(&buf); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			return err
+		}
+		written = append(written, path)
+		return nil
+	}
+	for _, mode := range modes {
+		series := map[string]*metrics.Timeseries{}
+		for _, s := range systems {
+			ts, err := readSeries(filepath.Join(dir, mode, s.name, "timeseries.csv"))
+			if err != nil {
+				return written, err
+			}
+			if ts != nil {
+				series[s.name] = ts
+			}
+		}
+		scale := sc
+		if mode != "sim" {
+			scale = sc.AtLiveScale()
+		}
+		for _, c := range modeCharts(name, mode, series, scale.Cluster.Uplink) {
+			if err := write(filepath.Join(dir, mode, c.file), c.Chart); err != nil {
+				return written, err
+			}
+		}
+		if live := modeLabels[mode]; strings.HasPrefix(live, "live") && slices.Contains(modes, "sim-live") {
+			predicted := map[string]*metrics.Timeseries{}
+			for _, s := range systems {
+				ts, err := readSeries(filepath.Join(dir, "sim-live", s.name, "timeseries.csv"))
+				if err != nil {
+					return written, err
+				}
+				if ts != nil {
+					predicted[s.name] = ts
+				}
+			}
+			for _, c := range simVsLiveCharts(name, mode, series, predicted, scale.Cluster.Uplink) {
+				if err := write(filepath.Join(dir, mode, c.file), c.Chart); err != nil {
+					return written, err
+				}
+			}
+		}
+	}
+	sweep := filepath.Join(dir, "sim", "sweep.csv")
+	if data, err := os.ReadFile(sweep); err == nil {
+		c, err := sweepChart(name, sweep, data)
+		if err != nil {
+			return written, err
+		}
+		if err := write(filepath.Join(dir, "sim", "sweep.png"), c); err != nil {
+			return written, err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return written, err
+	}
+	if len(written) == 0 {
+		return nil, fmt.Errorf("%s: nothing to plot: no <mode>/<system>/timeseries.csv and no sim/sweep.csv", dir)
+	}
+	return written, nil
+}
+
+// modesIn lists the mode directories of dir that hold a system's
+// timeseries.csv, sorted.
+func modesIn(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var modes []string
+	for _, e := range entries {
+		if _, known := modeLabels[e.Name()]; !known || !e.IsDir() {
+			continue
+		}
+		for _, s := range systems {
+			if _, err := os.Stat(filepath.Join(dir, e.Name(), s.name, "timeseries.csv")); err == nil {
+				modes = append(modes, e.Name())
+				break
+			}
+		}
+	}
+	return modes, nil
+}
+
+// readSeries reads a timeseries.csv, or nil if there is none.
+func readSeries(path string) (*metrics.Timeseries, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ts, err := metrics.ReadTimeseries(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return ts, nil
+}
+
+type namedChart struct {
+	file string
+	Chart
+}
+
+// modeCharts are one mode's charts, baseline against reference.
+func modeCharts(scenarioName, mode string, series map[string]*metrics.Timeseries, uplink scenario.Bandwidth) []namedChart {
+	title := func(what string) string {
+		return fmt.Sprintf("%s (%s): %s", scenarioName, modeLabels[mode], what)
+	}
+	lines := func(column string, scale float64) []Line {
+		var out []Line
+		for _, s := range systems {
+			ts := series[s.name]
+			if ts == nil {
+				continue
+			}
+			out = append(out, Line{Name: s.name, X: ts.Column("t_s"), Y: scaled(ts.Column(column), scale), Color: s.color})
+		}
+		return out
+	}
+	return []namedChart{
+		{"p99.png", Chart{Title: title("p99 latency per second"), XLabel: "time (s)", YLabel: "p99 latency (ms, log scale)",
+			LogY: true, Lines: lines("p99_ms", 1)}},
+		{"egress.png", Chart{Title: title("config uplink egress"), XLabel: "time (s)", YLabel: "egress (MB/s)",
+			Lines: lines("egress_bytes", 1e-6), Marks: []Mark{uplinkMark(uplink)}}},
+		{"api429.png", Chart{Title: title("API server 429 answers"), XLabel: "time (s)", YLabel: "429 answers per second",
+			Lines: lines("apiserver_429", 1)}},
+		{"pods.png", Chart{Title: title("ready pods"), XLabel: "time (s)", YLabel: "pods ready (with config)",
+			Lines: lines("pods_ready", 1)}},
+		{"leaderboard.png", Chart{Title: title("leaderboard staleness"), XLabel: "time (s)", YLabel: "time since the last update (s)",
+			Lines: lines("leaderboard_staleness_s", 1)}},
+	}
+}
+
+// simVsLiveCharts set a live mode's p99 and egress against the sim's
+// prediction at the same scale, for both systems.
+func simVsLiveCharts(scenarioName, mode string, live, predicted map[string]*metrics.Timeseries, uplink scenario.Bandwidth) []namedChart {
+	title := func(what string) string {
+		return fmt.Sprintf("%s (%s vs %s): %s", scenarioName, modeLabels[mode], modeLabels["sim-live"], what)
+	}
+	lines := func(column string, scale float64) []Line {
+		var out []Line
+		for _, s := range systems {
+			if ts := live[s.name]; ts != nil {
+				out = append(out, Line{Name: s.name + ", live", X: ts.Column("t_s"), Y: scaled(ts.Column(column), scale), Color: s.color})
+			}
+			if ts := predicted[s.name]; ts != nil {
+				out = append(out, Line{Name: s.name + ", sim", X: ts.Column("t_s"), Y: scaled(ts.Column(column), scale), Color: s.color, Dashed: true})
+			}
+		}
+		return out
+	}
+	return []namedChart{
+		{"sim-vs-live-p99.png", Chart{Title: title("p99 latency"), XLabel: "time (s)", YLabel: "p99 latency (ms, log scale)",
+			LogY: true, Lines: lines("p99_ms", 1)}},
+		{"sim-vs-live-egress.png", Chart{Title: title("uplink egress"), XLabel: "time (s)", YLabel: "egress (MB/s)",
+			Lines: lines("egress_bytes", 1e-6), Marks: []Mark{uplinkMark(uplink)}}},
+	}
+}
+
+func uplinkMark(uplink scenario.Bandwidth) Mark {
+	return Mark{Label: fmt.Sprintf("uplink cap %.3g MB/s (%s)", uplink.BytesPerSecond()/1e6, uplink), Value: uplink.BytesPerSecond() / 1e6}
+}
+
+func scaled(v []float64, by float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = x * by
+	}
+	return out
+}
+
+// sweepChart draws a sweep.csv (written by churnlab sweep): p99 and the
+// 429 rate against the swept parameter, the knee marked.
+func sweepChart(scenarioName, path string, data []byte) (Chart, error) {
+	rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	if err != nil {
+		return Chart{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(rows) < 2 {
+		return Chart{}, fmt.Errorf("%s: no points", path)
+	}
+	header := rows[0]
+	col := func(name string) (int, error) {
+		if i := slices.Index(header, name); i >= 0 {
+			return i, nil
+		}
+		return 0, fmt.Errorf("%s: no column %q", path, name)
+	}
+	var idx [4]int
+	for i, name := range []string{"reconciles_per_s", "p99_ms", "throttled_429_per_s", "knee"} {
+		if idx[i], err = col(name); err != nil {
+			return Chart{}, err
+		}
+	}
+	param, unit := header[0], ""
+	var x, p99, throttled []float64
+	var marks []Mark
+	for line, row := range rows[1:] {
+		v, u, err := paramValue(row[0])
+		if err != nil {
+			return Chart{}, fmt.Errorf("%s:%d: %s %q: %w", path, line+2, param, row[0], err)
+		}
+		unit = u
+		nums := make([]float64, 3)
+		for i := range nums {
+			if nums[i], err = strconv.ParseFloat(row[idx[i]], 64); err != nil {
+				return Chart{}, fmt.Errorf("%s:%d: column %s: %q is not a number", path, line+2, header[idx[i]], row[idx[i]])
+			}
+		}
+		x, p99, throttled = append(x, v), append(p99, nums[1]), append(throttled, nums[2])
+		if row[idx[3]] == "true" {
+			marks = append(marks, Mark{Label: fmt.Sprintf("knee: %s = %s, %s reconciles/s per replica", param, row[0], row[idx[0]]), Value: v, Vertical: true})
+		}
+	}
+	xlabel := param
+	if unit != "" {
+		xlabel += " (" + unit + ")"
+	}
+	return Chart{
+		Title:  fmt.Sprintf("%s (sweep, sim): where the operator's load leaves its low-load trend", scenarioName),
+		XLabel: xlabel, YLabel: "p99 latency (ms) · 429 answers per second",
+		Lines: []Line{
+			{Name: "p99 latency (ms)", X: x, Y: p99, Color: ReferenceColor},
+			{Name: "429 answers per second", X: x, Y: throttled, Color: BaselineColor},
+		},
+		Marks: marks,
+	}, nil
+}
+
+// paramValue reads a swept value: a duration in seconds, or a number.
+func paramValue(s string) (float64, string, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d.Seconds(), "s", nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) {
+		return 0, "", errors.New("neither a duration nor a number")
+	}
+	return v, "", nil
+}
