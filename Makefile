@@ -50,6 +50,32 @@ compare: bin/churnlab ## draw SCENARIO's charts from results/ (p99, egress, 429s
 	@test -d $(OUT)/$(SCENARIO) || { echo "no results for $(SCENARIO) in $(OUT)/: run make experiment SCENARIO=$(SCENARIO) first"; exit 2; }
 	@bin/churnlab plot $(OUT)/$(SCENARIO)
 
+.PHONY: gate
+gate: bin/churnlab ## CI gate: simulate what results/gate.yaml names and fail on a regression of p99 (and more) against the committed runs (about 2 s)
+	bin/churnlab gate --thresholds results/gate.yaml --rules sim
+
+# The live gate plays GATE_SCENARIO's reference system REPEAT times for
+# GATE_LIVE (shortened from the file's live.duration to fit a coffee) and
+# checks the live rules against the repetitions committed under results/.
+REPEAT        ?= 5
+GATE_SCENARIO ?= steady
+GATE_LIVE     ?= 60s
+GATE_RUN = bin/churnlab run -f experiments/scenarios/$(GATE_SCENARIO).yaml --system reference --set live.duration=$(GATE_LIVE)
+
+.PHONY: gate-live
+gate-live: bin/churnlab controlplane ## live gate: REPEAT live runs of the reference, checked against results/gate.yaml's live rules with a U test (about 9 min)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	for i in $$(seq 1 $(REPEAT)); do echo "gate-live: run $$i of $(REPEAT) ($(GATE_SCENARIO), reference, $(GATE_LIVE) live, about 2 min)"; \
+	  $(GATE_RUN) --out "$$tmp/run-$$i" >/dev/null || exit 1; done && \
+	bin/churnlab gate --thresholds results/gate.yaml --rules live "$$tmp"/run-*
+
+.PHONY: gate-live-reference
+gate-live-reference: bin/churnlab controlplane ## record the live gate's reference: REPEAT live runs into results/GATE_SCENARIO/local/reference/run-N/ (about 9 min; commit them)
+	@for i in $$(seq 1 $(REPEAT)); do echo "gate-live-reference: run $$i of $(REPEAT) ($(GATE_SCENARIO), reference, $(GATE_LIVE) live, about 2 min)"; \
+	  tmp=$$(mktemp -d) && $(GATE_RUN) --out "$$tmp" >/dev/null && \
+	  mkdir -p results/$(GATE_SCENARIO)/local/reference/run-$$i && \
+	  cp "$$tmp"/$(GATE_SCENARIO)/local/reference/summary.json results/$(GATE_SCENARIO)/local/reference/run-$$i/ && rm -rf "$$tmp" || exit 1; done
+
 .PHONY: controlplane
 controlplane: ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok into bin/ (once: ~6 min cold)
 	@tools/controlplane/build.sh

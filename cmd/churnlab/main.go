@@ -50,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &bad) {
 		return exitBadInput
 	}
-	return exitRunFailed
+	return exitRunFailed // also the gate's regression
 }
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -74,7 +74,7 @@ summary.json and timeseries.csv for each.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput{err} })
 	root.AddCommand(newSimCommand(stdout, stderr), newRunCommand(stdout, stderr), newSweepCommand(stdout, stderr), newValidateCommand(stdout),
-		newPlotCommand(stdout))
+		newPlotCommand(stdout), newGateCommand(stdout, stderr))
 	return root
 }
 

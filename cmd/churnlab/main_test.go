@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -164,5 +166,35 @@ func TestSimSetOverridesAndComparison(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("the comparison table lacks %q:\n%s", want, stdout)
 		}
+	}
+}
+
+// TestGateFailsOnAnInjectedRegression: on the committed results the gate
+// passes; with 50 ms more service latency injected into the runs it
+// simulates, it fails (exit 1) and names the scenario, the metric, and the
+// old and new values.
+func TestGateFailsOnAnInjectedRegression(t *testing.T) {
+	t.Chdir("../..") // the gate finds scenarios and results/ from the repository's root
+	f, err := os.Open("results/restart-storm/sim/reference/summary.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, err := metrics.ReadSummary(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := churnlab(t, "gate", "--thresholds", "results/gate.yaml")
+	if code != exitOK || !strings.Contains(stdout, "no regression") {
+		t.Fatalf("gate on the committed results: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = churnlab(t, "gate", "--thresholds", "results/gate.yaml", "--set", "workload.baseLatency=75ms")
+	want := fmt.Sprintf("regression: restart-storm, sim reference, requests.p99_ms: %s -> ", strconv.FormatFloat(*committed.Requests.P99Ms, 'f', -1, 64))
+	if code != exitRunFailed || !strings.Contains(stdout, want) {
+		t.Errorf("gate with +50 ms latency: exit %d, want %d and %q in:\n%s%s", code, exitRunFailed, want, stdout, stderr)
+	}
+	code, _, stderr = churnlab(t, "gate", "--thresholds", "no-such.yaml")
+	if code != exitBadInput || !strings.Contains(stderr, "no-such.yaml") {
+		t.Errorf("missing thresholds file: exit %d, %s", code, stderr)
 	}
 }
