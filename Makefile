@@ -45,6 +45,14 @@ experiment: bin/churnlab ## run SCENARIO (default restart-storm) in MODE (sim, l
 	@echo "step 4/4: plot $(SCENARIO)'s results, baseline against reference and sim against live (about 5 s)"
 	@bin/churnlab plot $(OUT)/$(SCENARIO) -f $(SCENARIO_FILE)
 
+.PHONY: ablations
+ablations: bin/churnlab ## simulate every ablation of experiments/scenarios/ablations (T1-T6), baseline, into results/ (about 3 s)
+	@for f in experiments/scenarios/ablations/*.yaml; do bin/churnlab sim -f $$f --system baseline --out $(OUT) >/dev/null || exit 1; echo "ablations: $$f"; done
+
+.PHONY: report
+report: bin/churnlab ## regenerate REPORT.md from results/, the calibration transcript and results/bench.txt (never edit REPORT.md by hand)
+	bin/churnlab report
+
 .PHONY: compare
 compare: bin/churnlab ## draw SCENARIO's charts from results/ (p99, egress, 429s, pods, leaderboard; sim vs live; the sweep), into results/SCENARIO/<mode>/*.png
 	@test -d $(OUT)/$(SCENARIO) || { echo "no results for $(SCENARIO) in $(OUT)/: run make experiment SCENARIO=$(SCENARIO) first"; exit 2; }
@@ -117,10 +125,10 @@ knee: bin/churnlab ## L1: sweep the reconcile rate of the 2023 peak cluster and 
 	bin/churnlab sweep -f experiments/scenarios/steady.yaml --param baseline.reconcileInterval --from 9s --to 3s --steps 13 --out $(OUT)
 
 .PHONY: bench
-bench: ## simulator benchmarks (engine, restart storm at 1x and 10x), BENCHCOUNT runs, summarised by benchstat into bench.txt
+bench: ## simulator benchmarks (engine, restart storm at 1x and 10x), BENCHCOUNT runs into results/bench.txt (REPORT.md reads it), summarised by benchstat
 	@echo "benchmarking the simulator, $(BENCHCOUNT) runs of each (about $$(( $(BENCHCOUNT) * 8 )) s)"
-	go test -run '^$$' -bench . -count $(BENCHCOUNT) ./sim/ | tee bench.txt
-	go run $(BENCHSTAT) bench.txt
+	go test -run '^$$' -bench . -count $(BENCHCOUNT) ./sim/ | tee results/bench.txt
+	go run $(BENCHSTAT) results/bench.txt
 
 .PHONY: bench-fanout
 bench-fanout: controlplane ## configd vs plain etcd watches fan-out, 180/1000/10000 streams (about 5 min)

@@ -74,7 +74,7 @@ summary.json and timeseries.csv for each.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput{err} })
 	root.AddCommand(newSimCommand(stdout, stderr), newRunCommand(stdout, stderr), newSweepCommand(stdout, stderr), newValidateCommand(stdout),
-		newPlotCommand(stdout), newGateCommand(stdout, stderr))
+		newPlotCommand(stdout), newGateCommand(stdout, stderr), newReportCommand(stdout))
 	return root
 }
 
