@@ -65,6 +65,7 @@ gate: bin/churnlab ## CI gate: simulate what results/gate.yaml names and fail on
 # The live gate plays GATE_SCENARIO's reference system REPEAT times for
 # GATE_LIVE (shortened from the file's live.duration to fit a coffee) and
 # checks the live rules against the repetitions committed under results/.
+# GATE_SET adds --set overrides to the new runs (to try a change).
 REPEAT        ?= 5
 GATE_SCENARIO ?= steady
 GATE_LIVE     ?= 60s
@@ -74,7 +75,7 @@ GATE_RUN = bin/churnlab run -f experiments/scenarios/$(GATE_SCENARIO).yaml --sys
 gate-live: bin/churnlab controlplane ## live gate: REPEAT live runs of the reference, checked against results/gate.yaml's live rules with a U test (about 9 min)
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	for i in $$(seq 1 $(REPEAT)); do echo "gate-live: run $$i of $(REPEAT) ($(GATE_SCENARIO), reference, $(GATE_LIVE) live, about 2 min)"; \
-	  $(GATE_RUN) --out "$$tmp/run-$$i" >/dev/null || exit 1; done && \
+	  $(GATE_RUN) $(GATE_SET) --out "$$tmp/run-$$i" >/dev/null || exit 1; done && \
 	bin/churnlab gate --thresholds results/gate.yaml --rules live "$$tmp"/run-*
 
 .PHONY: gate-live-reference

@@ -1,8 +1,8 @@
 // Package plot draws churnlab's charts with gonum/plot: a Chart is lines
 // over one x axis, with labelled reference marks (an uplink's cap, a
 // sweep's knee), rendered to PNG; Results draws every chart of one
-// scenario's results directory from its summary-free inputs, the
-// timeseries.csv and sweep.csv files:
+// scenario's results directory from its timeseries.csv and sweep.csv
+// files:
 //
 //   - per mode (sim, sim-live, local): p99 latency on a log axis, uplink
 //     egress against the uplink's cap, 429s per second, ready pods and
