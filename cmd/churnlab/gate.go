@@ -14,8 +14,8 @@ import (
 	"github.com/churnlab/churnlab/sim"
 )
 
-// regressed is the gate's verdict when a rule failed: exit 1.
-var regressed = errors.New("the gate found a regression")
+// errRegressed is the gate's verdict when a rule failed: exit 1.
+var errRegressed = errors.New("the gate found a regression")
 
 func newGateCommand(stdout, stderr io.Writer) *cobra.Command {
 	var thresholds, only string
@@ -74,7 +74,7 @@ file, missing results, a metric a run did not measure).`,
 				return badInput{err}
 			}
 			if report.Regressed() {
-				return regressed
+				return errRegressed
 			}
 			return nil
 		},
