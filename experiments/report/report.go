@@ -259,6 +259,14 @@ func fixed(decimals int, scale float64) func(float64) string {
 
 var whole = func(v float64) string { return thousands(v) }
 
+// cell formats v, or "–" where the run did not measure it.
+func (r row) cell(v *float64) string {
+	if v == nil {
+		return "–"
+	}
+	return r.format(*v)
+}
+
 // simTable is the full-scale sim run of scenario, both systems side by side.
 func (g *generator) simTable(scenario string) (string, error) {
 	rows := []row{
@@ -287,19 +295,11 @@ func (g *generator) simTable(scenario string) (string, error) {
 	for _, r := range rows {
 		var cells []string
 		for _, system := range []string{"baseline", "reference"} {
-			s, err := g.summary(scenario, "sim", system)
+			v, err := g.optional(scenario, "sim", system, r.path)
 			if err != nil {
 				return "", err
 			}
-			v, err := s.Value(r.path)
-			if err != nil {
-				return "", err
-			}
-			cell := "–"
-			if v != nil {
-				cell = r.format(*v)
-			}
-			cells = append(cells, cell)
+			cells = append(cells, r.cell(v))
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", r.label, cells[0], cells[1])
 	}
@@ -342,17 +342,11 @@ func (g *generator) simVsLive(scenario, mode string, systems ...string) (string,
 			if err != nil {
 				return "", err
 			}
-			cell := func(v *float64) string {
-				if v == nil {
-					return "–"
-				}
-				return r.format(*v)
-			}
 			e := "–"
 			if live != nil && predicted != nil {
 				e = errPct(*live, *predicted)
 			}
-			fmt.Fprintf(&b, " %s | %s | %s |", cell(live), cell(predicted), e)
+			fmt.Fprintf(&b, " %s | %s | %s |", r.cell(live), r.cell(predicted), e)
 		}
 		b.WriteString("\n")
 	}
@@ -407,11 +401,7 @@ func (g *generator) ablations() (string, error) {
 			if err != nil {
 				return "", err
 			}
-			cell := "–"
-			if v != nil {
-				cell = r.format(*v)
-			}
-			b.WriteString(" " + cell + " |")
+			b.WriteString(" " + r.cell(v) + " |")
 		}
 		b.WriteString("\n")
 	}
