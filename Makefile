@@ -100,9 +100,9 @@ verify-proto: proto ## check the committed generated code matches configstream.p
 .PHONY: test
 test: controlplane ## run every test (vet, unit, transcripts, determinism, CLI, control-plane integration, live runs)
 	go vet ./...
-	go test $$(go list ./... | grep -v '/experiments/runner$$')
-	@echo "live-runner tests, alone: they measure request latency on this machine, so nothing else runs beside them (about 4 min)"
-	go test ./experiments/runner/
+	go test $$(go list ./... | grep -v -e '/experiments/runner$$' -e '/reference$$')
+	@echo "the tests that measure latency on this machine, one package at a time with nothing beside them: the reference service's integration tests (slow consumers, reconnect storm, partition), then the live runs (about 5 min)"
+	go test -p 1 ./reference/ ./experiments/runner/
 
 .PHONY: race
 race: ## the race detector over every package, skipping the tests that start a control plane or etcd (-short)
