@@ -7,7 +7,9 @@
 //
 //   - The live runner (live*.go) plays the scenario at its live scale
 //     against the real systems on a cluster from a Target (target.go:
-//     local now; kube and kind fit beside it): it installs the system,
+//     local now; kube and kind fit beside it): it installs the system
+//     (the baseline operator as its own process, cmd/veltrix, built into
+//     the target's bin directory; the reference replicas in this one),
 //     creates the game Deployment, realizes pods as workers (package pod)
 //     behind a health-checked balancer under vegeta load (package load),
 //     plays the timeline against the Kubernetes API (live_churn.go),

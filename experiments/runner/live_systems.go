@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
@@ -19,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/churnlab/churnlab/baseline"
 	"github.com/churnlab/churnlab/experiments/controlplane"
@@ -73,11 +73,12 @@ func serveHTTP(ctx context.Context, wg *sync.WaitGroup, h http.Handler, link upl
 
 // --- baseline ---
 
-// baselineSystem is the Veltrix-like operator (package baseline), in this
-// process, with its bundle endpoint behind the uplink.
+// baselineSystem is the Veltrix-like operator (cmd/veltrix, package
+// baseline) as its own process, with its bundle endpoint behind the
+// uplink.
 type baselineSystem struct {
 	run *liveRun
-	op  *baseline.Operator
+	op  *operatorProcess
 	wg  sync.WaitGroup
 	// metricsURL is the operator's /metrics, off the uplink.
 	metricsURL string
@@ -94,47 +95,28 @@ func (b *baselineSystem) install(ctx context.Context) error {
 	return baseline.WriteConfig(ctx, admin, liveNamespace, int(sc.Config.TotalSize), sc.Config.Objects)
 }
 
-// quietOperator silences controller-runtime's global logger once: the
-// operator's logs are not part of a run's results.
-var quietOperator sync.Once
-
 func (b *baselineSystem) start(ctx context.Context) (pod.Source, error) {
-	quietOperator.Do(func() { ctrllog.SetLogger(logr.Discard()) })
-	bl := b.run.sc.Baseline
-	op, err := baseline.New(b.run.cluster.Operator, baseline.Options{
-		Namespace:            liveNamespace,
-		PodSelector:          gameSelector,
-		Replicas:             bl.Replicas,
-		ReconcileInterval:    bl.ReconcileInterval.D(),
-		APICallsPerReconcile: bl.APICallsPerReconcile,
-		ReloadParallelism:    bl.ReloadParallelism,
-		WritesPerReconcile:   b.run.sc.Model.Operator.WritesPerReconcile,
-		Controller:           bl.Controller,
-		QPS:                  float32(bl.ClientQPS.PerSecond()),
-		Burst:                bl.ClientBurst,
-		Gzip:                 bl.Gzip,
-	})
+	program, err := buildOperator(ctx, b.run.cluster.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	op, err := startOperator(ctx, program, b.run.cluster.OperatorKubeconfig, filepath.Join(b.run.tmp, "veltrix.log"), b.run.sc)
 	if err != nil {
 		return nil, err
 	}
 	b.op = op
-	bundleURL, err := serveHTTP(ctx, &b.wg, op.Handler(), b.run.link)
+	target, err := url.Parse(op.url)
 	if err != nil {
 		return nil, err
 	}
-	adminURL, err := serveHTTP(ctx, &b.wg, op.Handler(), nil)
+	// The pods pull their bundles through the uplink, from a proxy to the
+	// operator's endpoint.
+	bundleURL, err := serveHTTP(ctx, &b.wg, httputil.NewSingleHostReverseProxy(target), b.run.link)
 	if err != nil {
 		return nil, err
 	}
-	b.metricsURL = adminURL + "/metrics"
-	started := time.Now()
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		if err := op.Run(ctx); err != nil && ctx.Err() == nil {
-			b.run.notef("operator stopped: %v", err)
-		}
-	}()
+	b.metricsURL = op.url + "/metrics"
 	return &pod.BundleSource{URL: bundleURL, OperatorStarted: started, Pulled: b.pulled}, nil
 }
 
@@ -202,8 +184,14 @@ func (b *baselineSystem) pulled(p *pod.Pod, version string, at time.Time) {
 
 func (b *baselineSystem) play(ctx context.Context, e scenario.Event) (bool, error) {
 	if c := e.ControllerOff; c != nil {
-		b.op.SetController(false)
-		b.run.after(ctx, c.For.D(), func() { b.op.SetController(true) })
+		if err := b.op.setController(ctx, false); err != nil {
+			return true, err
+		}
+		b.run.after(ctx, c.For.D(), func() {
+			if err := b.op.setController(ctx, true); err != nil && ctx.Err() == nil {
+				b.run.notef("switching the operator's controller back on: %v", err)
+			}
+		})
 		return true, nil
 	}
 	return false, nil
@@ -220,7 +208,14 @@ func (b *baselineSystem) metrics() map[string]metricsEndpoint {
 	return map[string]metricsEndpoint{"operator": {b.metricsURL, "veltrix_"}}
 }
 
-func (b *baselineSystem) stop() { b.wg.Wait() }
+func (b *baselineSystem) stop() {
+	b.wg.Wait()
+	if b.op != nil {
+		if err := b.op.wait(); err != nil {
+			b.run.notef("operator stopped: %v", err)
+		}
+	}
+}
 
 // --- reference ---
 

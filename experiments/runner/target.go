@@ -28,10 +28,14 @@ type Cluster struct {
 	Operator              *rest.Config
 	OperatorUser          string
 	OperatorPriorityLevel string
+	// OperatorKubeconfig is Operator as a kubeconfig file, for the
+	// operator run as its own process.
+	OperatorKubeconfig string
 	// EtcdMetrics is the control plane's etcd /metrics URL, "" when the
 	// target cannot reach it.
 	EtcdMetrics string
-	// BinDir holds etcd, for a reference service whose store is etcd.
+	// BinDir holds etcd, for a reference service whose store is etcd,
+	// and is where the baseline operator's program (cmd/veltrix) is built.
 	BinDir string
 	Down   func() // stops or releases the cluster; safe to call twice
 }
@@ -76,6 +80,7 @@ func (t localTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.
 		Operator:              cp.Operator,
 		OperatorUser:          controlplane.OperatorUser,
 		OperatorPriorityLevel: controlplane.OperatorPriorityLevel,
+		OperatorKubeconfig:    cp.OperatorKubeconfig,
 		EtcdMetrics:           cp.EtcdURL + "/metrics",
 		BinDir:                t.binDir,
 		Down:                  cp.Stop,
