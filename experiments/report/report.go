@@ -82,6 +82,7 @@ func (g *generator) funcs() template.FuncMap {
 		"successBetween": g.successBetween,
 		"bench":          g.bench,
 		"knee":           g.knee,
+		"liveErr":        g.liveErr,
 	}
 }
 
@@ -637,4 +638,18 @@ func (g *generator) knee(scenario string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s: the sweep found no knee", path)
+}
+
+// liveErr is the sim's prediction error at live scale for one metric of
+// one system's local run: (sim-live - local) / local.
+func (g *generator) liveErr(scenario, system, path string) (string, error) {
+	live, err := g.value(scenario, "local", system, path)
+	if err != nil {
+		return "", err
+	}
+	predicted, err := g.value(scenario, "sim-live", system, path)
+	if err != nil {
+		return "", err
+	}
+	return errPct(live, predicted), nil
 }
