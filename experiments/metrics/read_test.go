@@ -73,3 +73,30 @@ func TestSummaryValue(t *testing.T) {
 		t.Errorf("SummaryKeys() = %v, want the 23 numeric keys of DESIGN.md, sorted", keys)
 	}
 }
+
+// TestSweepRoundTrip: what SweepTable.CSV writes, ReadSweep reads back,
+// knee included; a bad file is an error naming the line and column.
+func TestSweepRoundTrip(t *testing.T) {
+	want := &SweepTable{Param: "baseline.reconcileInterval", Knee: 1, Points: []SweepPoint{
+		{Value: "5s", ReconcilesPerS: 36, P99Ms: 36.767, WorstP99Ms: 36.863, SuccessRatio: 1},
+		{Value: "4s", ReconcilesPerS: 39.515, P99Ms: 36.767, WorstP99Ms: 36.863, Throttled429PS: 29.206, SuccessRatio: 0.999876, EgressPeakMBps: 1.5},
+	}}
+	got, err := ReadSweep(bytes.NewReader(want.CSV()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Param != want.Param || got.Knee != want.Knee || len(got.Points) != 2 || got.Points[1] != want.Points[1] {
+		t.Errorf("read back %+v, want %+v", got, want)
+	}
+	header := "p," + strings.Join(SweepColumns, ",")
+	for _, tc := range []struct{ name, csv, want string }{
+		{"header", "p,reconciles_per_s\n", "wrong number of fields"},
+		{"cell", header + "\n4s,x,1,1,1,1,1,false\n", `sweep.csv:2: column reconciles_per_s: "x" is not a number`},
+		{"knee", header + "\n4s,1,1,1,1,1,1,yes\n", `sweep.csv:2: column knee: "yes"`},
+		{"empty", header + "\n", "no points"},
+	} {
+		if _, err := ReadSweep(strings.NewReader(tc.csv)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package plot
 
 import (
 	"bytes"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"image/color"
@@ -227,47 +226,25 @@ func scaled(v []float64, by float64) []float64 {
 // sweepChart draws a sweep.csv (written by churnlab sweep): p99 and the
 // 429 rate against the swept parameter, the knee marked.
 func sweepChart(scenarioName, path string, data []byte) (Chart, error) {
-	rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	sweep, err := metrics.ReadSweep(bytes.NewReader(data))
 	if err != nil {
 		return Chart{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if len(rows) < 2 {
-		return Chart{}, fmt.Errorf("%s: no points", path)
-	}
-	header := rows[0]
-	col := func(name string) (int, error) {
-		if i := slices.Index(header, name); i >= 0 {
-			return i, nil
-		}
-		return 0, fmt.Errorf("%s: no column %q", path, name)
-	}
-	var idx [4]int
-	for i, name := range []string{"reconciles_per_s", "p99_ms", "throttled_429_per_s", "knee"} {
-		if idx[i], err = col(name); err != nil {
-			return Chart{}, err
-		}
-	}
-	param, unit := header[0], ""
+	unit := ""
 	var x, p99, throttled []float64
 	var marks []Mark
-	for line, row := range rows[1:] {
-		v, u, err := paramValue(row[0])
+	for i, p := range sweep.Points {
+		v, u, err := paramValue(p.Value)
 		if err != nil {
-			return Chart{}, fmt.Errorf("%s:%d: %s %q: %w", path, line+2, param, row[0], err)
+			return Chart{}, fmt.Errorf("%s:%d: %s %q: %w", path, i+2, sweep.Param, p.Value, err)
 		}
 		unit = u
-		nums := make([]float64, 3)
-		for i := range nums {
-			if nums[i], err = strconv.ParseFloat(row[idx[i]], 64); err != nil {
-				return Chart{}, fmt.Errorf("%s:%d: column %s: %q is not a number", path, line+2, header[idx[i]], row[idx[i]])
-			}
-		}
-		x, p99, throttled = append(x, v), append(p99, nums[1]), append(throttled, nums[2])
-		if row[idx[3]] == "true" {
-			marks = append(marks, Mark{Label: fmt.Sprintf("knee: %s = %s, %s reconciles/s per replica", param, row[0], row[idx[0]]), Value: v, Vertical: true})
+		x, p99, throttled = append(x, v), append(p99, p.P99Ms), append(throttled, p.Throttled429PS)
+		if i == sweep.Knee {
+			marks = append(marks, Mark{Label: fmt.Sprintf("knee: %s = %s, %.3f reconciles/s per replica", sweep.Param, p.Value, p.ReconcilesPerS), Value: v, Vertical: true})
 		}
 	}
-	xlabel := param
+	xlabel := sweep.Param
 	if unit != "" {
 		xlabel += " (" + unit + ")"
 	}

@@ -3,7 +3,6 @@ package report
 import (
 	"bytes"
 	_ "embed"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +57,7 @@ type generator struct {
 	root       string
 	summaries  map[string]*metrics.Summary
 	transcript []string
+	benchmarks *benchmarks // results/bench.txt, once read
 }
 
 func (g *generator) funcs() template.FuncMap {
@@ -78,7 +78,6 @@ func (g *generator) funcs() template.FuncMap {
 		"sweepTable":     g.sweepTable,
 		"benchTable":     g.benchTable,
 		"plot":           g.plot,
-		"plots":          g.plots,
 		"successBetween": g.successBetween,
 		"bench":          g.bench,
 		"knee":           g.knee,
@@ -108,11 +107,7 @@ func (g *generator) summary(scenario, mode, system string) (*metrics.Summary, er
 // value is one summary.json number; a null is an error, since the
 // template only names what the run measures.
 func (g *generator) value(scenario, mode, system, path string) (float64, error) {
-	s, err := g.summary(scenario, mode, system)
-	if err != nil {
-		return 0, err
-	}
-	v, err := s.Value(path)
+	v, err := g.optional(scenario, mode, system, path)
 	if err != nil {
 		return 0, err
 	}
@@ -120,6 +115,16 @@ func (g *generator) value(scenario, mode, system, path string) (float64, error) 
 		return 0, fmt.Errorf("results/%s/%s/%s: %s was not measured", scenario, mode, system, path)
 	}
 	return *v, nil
+}
+
+// optional is one summary.json number, nil where the run did not
+// measure it.
+func (g *generator) optional(scenario, mode, system, path string) (*float64, error) {
+	s, err := g.summary(scenario, mode, system)
+	if err != nil {
+		return nil, err
+	}
+	return s.Value(path)
 }
 
 // num formats v with the given decimals.
@@ -354,14 +359,6 @@ func (g *generator) simVsLive(scenario, mode string, systems ...string) (string,
 	return strings.TrimSuffix(b.String(), "\n"), nil
 }
 
-func (g *generator) optional(scenario, mode, system, path string) (*float64, error) {
-	s, err := g.summary(scenario, mode, system)
-	if err != nil {
-		return nil, err
-	}
-	return s.Value(path)
-}
-
 // ablations is the table of the baseline under each ablation in
 // results/t*/sim/, set against the restart storm.
 func (g *generator) ablations() (string, error) {
@@ -409,42 +406,33 @@ func (g *generator) ablations() (string, error) {
 	return strings.TrimSuffix(b.String(), "\n"), nil
 }
 
-// sweepTable is results/<scenario>/sim/sweep.csv as a table, its knee in
-// bold.
-func (g *generator) sweepTable(scenario string) (string, error) {
+// sweep reads results/<scenario>/sim/sweep.csv.
+func (g *generator) sweep(scenario string) (*metrics.SweepTable, error) {
 	path := filepath.Join(g.root, ResultsDir, scenario, "sim", "sweep.csv")
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
+	t, err := metrics.ReadSweep(f)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if len(rows) < 2 {
-		return "", fmt.Errorf("%s: no points", path)
-	}
-	header := rows[0]
-	cols := []string{"reconciles_per_s", "p99_ms", "throttled_429_per_s", "success_ratio", "knee"}
-	idx := make([]int, len(cols))
-	for i, c := range cols {
-		if idx[i] = slices.Index(header, c); idx[i] < 0 {
-			return "", fmt.Errorf("%s: no column %s", path, c)
-		}
+	return t, nil
+}
+
+// sweepTable is results/<scenario>/sim/sweep.csv as a table, its knee in
+// bold.
+func (g *generator) sweepTable(scenario string) (string, error) {
+	t, err := g.sweep(scenario)
+	if err != nil {
+		return "", err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "| %s | reconciles/s per replica | p99 (ms) | 429 answers/s | success |\n|---|---|---|---|---|\n", header[0])
-	for line, r := range rows[1:] {
-		cells := []string{r[0]}
-		for i, decimals := range []int{1, 1, 1, 4} {
-			v, err := strconv.ParseFloat(r[idx[i]], 64)
-			if err != nil {
-				return "", fmt.Errorf("%s:%d: column %s: %q is not a number", path, line+2, cols[i], r[idx[i]])
-			}
-			cells = append(cells, num(v, decimals))
-		}
-		if r[idx[4]] == "true" {
+	fmt.Fprintf(&b, "| %s | reconciles/s per replica | p99 (ms) | 429 answers/s | success |\n|---|---|---|---|---|\n", t.Param)
+	for i, p := range t.Points {
+		cells := []string{p.Value, num(p.ReconcilesPerS, 1), num(p.P99Ms, 1), num(p.Throttled429PS, 1), num(p.SuccessRatio, 4)}
+		if i == t.Knee {
 			for i := range cells {
 				cells[i] = "**" + cells[i] + "**"
 			}
@@ -454,19 +442,26 @@ func (g *generator) sweepTable(scenario string) (string, error) {
 	return strings.TrimSuffix(b.String(), "\n"), nil
 }
 
-// benchResults reads results/bench.txt: every value of each benchmark
-// and unit, in the order they first appear, and the CPU it ran on.
+// benchmarks is results/bench.txt: every value of each benchmark and
+// unit, in the order they first appear, and the CPU it ran on.
 type benchKey struct{ name, unit string }
 
-func (g *generator) benchResults() (map[benchKey][]float64, []benchKey, string, error) {
+type benchmarks struct {
+	values map[benchKey][]float64
+	order  []benchKey
+	cpu    string
+}
+
+func (g *generator) benchResults() (*benchmarks, error) {
+	if g.benchmarks != nil {
+		return g.benchmarks, nil
+	}
 	f, err := os.Open(filepath.Join(g.root, BenchFile))
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("%w (make bench writes it)", err)
+		return nil, fmt.Errorf("%w (make bench writes it)", err)
 	}
 	defer f.Close()
-	values := map[benchKey][]float64{}
-	var order []benchKey
-	var cpu string
+	bm := &benchmarks{values: map[benchKey][]float64{}}
 	reader := benchfmt.NewReader(f, BenchFile)
 	for reader.Scan() {
 		res, ok := reader.Result().(*benchfmt.Result)
@@ -474,24 +469,25 @@ func (g *generator) benchResults() (map[benchKey][]float64, []benchKey, string, 
 			continue
 		}
 		if v := res.GetConfig("cpu"); v != "" {
-			cpu = v
+			bm.cpu = v
 		}
 		name := benchProcs.ReplaceAllString(string(res.Name), "")
 		for _, v := range res.Values {
 			k := benchKey{name, v.Unit}
-			if _, seen := values[k]; !seen {
-				order = append(order, k)
+			if _, seen := bm.values[k]; !seen {
+				bm.order = append(bm.order, k)
 			}
-			values[k] = append(values[k], v.Value)
+			bm.values[k] = append(bm.values[k], v.Value)
 		}
 	}
 	if err := reader.Err(); err != nil {
-		return nil, nil, "", err
+		return nil, err
 	}
-	if len(order) == 0 {
-		return nil, nil, "", fmt.Errorf("%s: no benchmark results", BenchFile)
+	if len(bm.order) == 0 {
+		return nil, fmt.Errorf("%s: no benchmark results", BenchFile)
 	}
-	return values, order, cpu, nil
+	g.benchmarks = bm
+	return bm, nil
 }
 
 // benchProcs is the -GOMAXPROCS suffix of a benchmark's name.
@@ -504,11 +500,11 @@ func summarize(values []float64) benchmath.Summary {
 // bench is the median of one benchmark (named without its -GOMAXPROCS
 // suffix) in unit.
 func (g *generator) bench(name, unit string) (float64, error) {
-	values, _, _, err := g.benchResults()
+	bm, err := g.benchResults()
 	if err != nil {
 		return 0, err
 	}
-	v, ok := values[benchKey{name, unit}]
+	v, ok := bm.values[benchKey{name, unit}]
 	if !ok {
 		return 0, fmt.Errorf("%s has no %s in %s", BenchFile, name, unit)
 	}
@@ -519,21 +515,21 @@ func (g *generator) bench(name, unit string) (float64, error) {
 // of several runs) as benchstat does: each benchmark's median with its
 // 95% confidence interval, per unit.
 func (g *generator) benchTable() (string, error) {
-	values, order, cpu, err := g.benchResults()
+	bm, err := g.benchResults()
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "| benchmark | unit | median | 95%% CI | runs |\n|---|---|---|---|---|\n")
-	for _, k := range order {
+	for _, k := range bm.order {
 		if k.unit == "B/op" || k.unit == "allocs/op" {
 			continue
 		}
-		sum := summarize(values[k])
-		fmt.Fprintf(&b, "| %s | %s | %s | ± %s | %d |\n", k.name, k.unit, humanize(sum.Center, k.unit), sum.PctRangeString(), len(values[k]))
+		sum := summarize(bm.values[k])
+		fmt.Fprintf(&b, "| %s | %s | %s | ± %s | %d |\n", k.name, k.unit, humanize(sum.Center, k.unit), sum.PctRangeString(), len(bm.values[k]))
 	}
-	if cpu != "" {
-		fmt.Fprintf(&b, "\n(%s, %s)", cpu, BenchFile)
+	if bm.cpu != "" {
+		fmt.Fprintf(&b, "\n(%s, %s)", bm.cpu, BenchFile)
 	}
 	return strings.TrimSuffix(b.String(), "\n"), nil
 }
@@ -570,21 +566,6 @@ func (g *generator) plot(path, alt string) (string, error) {
 	return fmt.Sprintf("![%s](%s)", alt, filepath.ToSlash(filepath.Join(ResultsDir, path))), nil
 }
 
-// plots is every chart of one mode of a scenario, a line each.
-func (g *generator) plots(scenario, mode string) (string, error) {
-	var lines []string
-	for _, c := range []struct{ file, alt string }{
-		{"p99.png", "p99"}, {"egress.png", "egress"}, {"api429.png", "429s"}, {"pods.png", "ready pods"}, {"leaderboard.png", "leaderboard staleness"},
-	} {
-		l, err := g.plot(filepath.Join(scenario, mode, c.file), fmt.Sprintf("%s %s, %s", scenario, mode, c.alt))
-		if err != nil {
-			return "", err
-		}
-		lines = append(lines, l)
-	}
-	return strings.Join(lines, "\n"), nil
-}
-
 // successBetween is the success ratio of the requests a run's
 // timeseries.csv counts in [from, to) seconds.
 func (g *generator) successBetween(scenario, mode, system string, from, to float64) (float64, error) {
@@ -615,29 +596,14 @@ func (g *generator) successBetween(scenario, mode, system string, from, to float
 // knee is the reconcile rate per replica at the knee of
 // results/<scenario>/sim/sweep.csv.
 func (g *generator) knee(scenario string) (float64, error) {
-	path := filepath.Join(g.root, ResultsDir, scenario, "sim", "sweep.csv")
-	f, err := os.Open(path)
+	t, err := g.sweep(scenario)
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
+	if t.Knee < 0 {
+		return 0, fmt.Errorf("results/%s/sim/sweep.csv: the sweep found no knee", scenario)
 	}
-	if len(rows) == 0 {
-		return 0, fmt.Errorf("%s: empty", path)
-	}
-	rate, knee := slices.Index(rows[0], "reconciles_per_s"), slices.Index(rows[0], "knee")
-	if rate < 0 || knee < 0 {
-		return 0, fmt.Errorf("%s: no reconciles_per_s or knee column", path)
-	}
-	for _, r := range rows[1:] {
-		if r[knee] == "true" {
-			return strconv.ParseFloat(r[rate], 64)
-		}
-	}
-	return 0, fmt.Errorf("%s: the sweep found no knee", path)
+	return t.Points[t.Knee].ReconcilesPerS, nil
 }
 
 // liveErr is the sim's prediction error at live scale for one metric of

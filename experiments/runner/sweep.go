@@ -31,24 +31,12 @@ type SweepOptions struct {
 	Progress io.Writer // nil for none
 }
 
-// SweepPoint is what one run of the sweep measured.
-type SweepPoint struct {
-	Value          string  // the parameter's value
-	ReconcilesPerS float64 // baseline operator, per replica, whole run
-	P99Ms          float64
-	WorstP99Ms     float64
-	Throttled429PS float64 // 429 answers a second
-	SuccessRatio   float64
-	EgressPeakMBps float64
-}
-
-// Sweep is a finished sweep.
+// Sweep is a finished sweep: its table (sweep.csv), why the knee is
+// where it is, and where sweep.csv was written.
 type Sweep struct {
-	Param  string
-	Points []SweepPoint
-	Knee   int // index of the first point off the low-load trend; -1 if none
-	Why    string
-	CSV    string // where sweep.csv was written
+	metrics.SweepTable
+	Why string
+	CSV string
 }
 
 var number = regexp.MustCompile(`^([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)(.*)$`)
@@ -108,7 +96,7 @@ func RunSweep(opts SweepOptions) (*Sweep, error) {
 	if system == "" {
 		system = sim.Baseline
 	}
-	points := make([]SweepPoint, len(values))
+	points := make([]metrics.SweepPoint, len(values))
 	errs := make([]error, len(values))
 	progress := newProgress(opts.Progress)
 	var (
@@ -140,23 +128,23 @@ func RunSweep(opts SweepOptions) (*Sweep, error) {
 			return nil, err
 		}
 	}
-	s := &Sweep{Param: opts.Param, Points: points}
+	s := &Sweep{SweepTable: metrics.SweepTable{Param: opts.Param, Points: points}}
 	s.Knee, s.Why = findKnee(points)
 	s.CSV = filepath.Join(opts.OutDir, scenarios[0].Metadata.Name, "sim", "sweep.csv")
-	if err := writeFiles(filepath.Dir(s.CSV), resultFile{"sweep.csv", s.csv()}); err != nil {
+	if err := writeFiles(filepath.Dir(s.CSV), resultFile{"sweep.csv", s.SweepTable.CSV()}); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func sweepPoint(sc *scenario.Scenario, system sim.System, value string) (SweepPoint, error) {
+func sweepPoint(sc *scenario.Scenario, system sim.System, value string) (metrics.SweepPoint, error) {
 	w, err := sim.NewWorld(sc, system, sc.Seed)
 	if err != nil {
-		return SweepPoint{}, err
+		return metrics.SweepPoint{}, err
 	}
 	w.RunUntil(w.End())
 	s := w.Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})
-	p := SweepPoint{
+	p := metrics.SweepPoint{
 		Value:          value,
 		ReconcilesPerS: w.ReconcileRate(0, w.End()),
 		P99Ms:          orZero(s.Requests.P99Ms),
@@ -191,7 +179,7 @@ const (
 // least three), and says which and by how much. The trend is their
 // least-squares line, but never below their lowest value, so that a
 // falling start (p99 easing as capacity grows) does not read as a rise.
-func findKnee(points []SweepPoint) (int, string) {
+func findKnee(points []metrics.SweepPoint) (int, string) {
 	k := max(3, len(points)/4)
 	if len(points) <= k {
 		return -1, fmt.Sprintf("too few points to fit a low-load trend (want more than %d)", k)
@@ -234,13 +222,4 @@ func linearFit(y []float64) func(i int) float64 {
 	}
 	intercept := (sy - slope*sx) / n
 	return func(i int) float64 { return intercept + slope*float64(i) }
-}
-
-func (s *Sweep) csv() []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s,reconciles_per_s,p99_ms,worst_window_p99_ms,throttled_429_per_s,success_ratio,egress_peak_MBps,knee\n", s.Param)
-	for i, p := range s.Points {
-		fmt.Fprintf(&b, "%s,%.3f,%.3f,%.3f,%.3f,%.6f,%.3f,%t\n", p.Value, p.ReconcilesPerS, p.P99Ms, p.WorstP99Ms, p.Throttled429PS, p.SuccessRatio, p.EgressPeakMBps, i == s.Knee)
-	}
-	return b.Bytes()
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/churnlab/churnlab/experiments/metrics"
 )
 
 func TestSweepValues(t *testing.T) {
@@ -41,10 +43,10 @@ func TestSweepValues(t *testing.T) {
 }
 
 func TestFindKnee(t *testing.T) {
-	points := func(p99 ...float64) []SweepPoint {
-		var out []SweepPoint
+	points := func(p99 ...float64) []metrics.SweepPoint {
+		var out []metrics.SweepPoint
 		for _, v := range p99 {
-			out = append(out, SweepPoint{WorstP99Ms: v})
+			out = append(out, metrics.SweepPoint{WorstP99Ms: v})
 		}
 		return out
 	}
