@@ -88,11 +88,16 @@ file, missing results, a metric a run did not measure).`,
 // simulateForGate runs the sim for every scenario and sim mode th's sim
 // rules name, into a new temporary directory, and keeps only the sim
 // rules in th. It returns the directory.
-func simulateForGate(th *gate.Thresholds, sets []string, stderr io.Writer) ([]string, error) {
+func simulateForGate(th *gate.Thresholds, sets []string, stderr io.Writer) (_ []string, err error) {
 	dir, err := os.MkdirTemp("", "churnlab-gate-")
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
 	type run struct{ scenario, mode string }
 	systems := map[run][]sim.System{}
 	var order []run
@@ -116,17 +121,14 @@ func simulateForGate(th *gate.Thresholds, sets []string, stderr io.Writer) ([]st
 	for _, k := range order {
 		file, err := scenarioFileFor(k.scenario)
 		if err != nil {
-			os.RemoveAll(dir)
 			return nil, err
 		}
 		sc, err := loadScenario(file, sets)
 		if err != nil {
-			os.RemoveAll(dir)
 			return nil, err
 		}
 		fmt.Fprintf(stderr, "gate: simulating %s (%s) for %d system(s)\n", k.scenario, k.mode, len(systems[k]))
 		if _, err := runner.RunSim(sc, runner.SimOptions{Systems: systems[k], OutDir: dir, LiveScale: k.mode == "sim-live"}); err != nil {
-			os.RemoveAll(dir)
 			return nil, err
 		}
 	}
