@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -27,13 +26,23 @@ import (
 // reconcile of a pod on an older one sends it the current bundle again,
 // so during churn every pod gets the whole bundle once per pod start
 // (F5, F6), as the simulator's operator model does.
+//
+// A starting pod gets one preparer: the replicas take turns, so that one
+// reload serves it, however many replicas reconcile it.
 type bundleStore struct {
-	mu      sync.Mutex
-	bundles map[types.NamespacedName]bundle
-	current *built            // the last reload's bundle; nil before the first
-	known   map[string]string // config object name -> resourceVersion, as last listed or reloaded
-	egress  *rate.Limiter     // nil: unlimited
-	metrics *operatorMetrics
+	mu        sync.Mutex
+	bundles   map[types.NamespacedName]bundle
+	preparers map[types.NamespacedName]preparer
+	turn      int           // the replica that prepares the next starting pod, modulo the replicas
+	current   *built        // the last reload's bundle; nil before the first
+	egress    *rate.Limiter // nil: unlimited
+	metrics   *operatorMetrics
+}
+
+// preparer is the replica that reloads the config for a starting pod.
+type preparer struct {
+	uid     types.UID
+	replica int
 }
 
 // bundle is what a pod holds.
@@ -54,7 +63,7 @@ type built struct {
 const egressChunk = 32 << 10
 
 func newBundleStore(bytesPerSecond float64, m *operatorMetrics) *bundleStore {
-	s := &bundleStore{bundles: map[types.NamespacedName]bundle{}, metrics: m}
+	s := &bundleStore{bundles: map[types.NamespacedName]bundle{}, preparers: map[types.NamespacedName]preparer{}, metrics: m}
 	if bytesPerSecond > 0 {
 		s.egress = rate.NewLimiter(rate.Limit(bytesPerSecond), egressChunk)
 	}
@@ -84,10 +93,27 @@ func (s *bundleStore) adopt(pod types.NamespacedName, uid types.UID) {
 	s.bundles[pod] = bundle{uid: uid}
 }
 
+// prepares reports whether replica (of replicas) is the one to reload the
+// config for pod, a pod that started since the operator did. The first
+// replica to ask names the preparer, in turn, as the simulator's operator
+// hands each starting pod to one replica.
+func (s *bundleStore) prepares(pod types.NamespacedName, uid types.UID, replica, replicas int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.preparers[pod]
+	if !ok || p.uid != uid {
+		p = preparer{uid: uid, replica: s.turn % replicas}
+		s.turn++
+		s.preparers[pod] = p
+	}
+	return p.replica == replica
+}
+
 func (s *bundleStore) forget(pod types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.bundles, pod)
+	delete(s.preparers, pod)
 }
 
 // put builds the full bundle from every config object, in name order, as
@@ -95,13 +121,11 @@ func (s *bundleStore) forget(pod types.NamespacedName) {
 func (s *bundleStore) put(pod types.NamespacedName, uid types.UID, objects []*unstructured.Unstructured, compress bool) (string, error) {
 	slices.SortFunc(objects, func(a, b *unstructured.Unstructured) int { return strings.Compare(a.GetName(), b.GetName()) })
 	var raw bytes.Buffer
-	versions := map[string]string{}
 	for _, o := range objects {
 		data, _, _ := unstructured.NestedString(o.Object, "spec", "data")
 		raw.WriteString("--- " + o.GetName() + "\n")
 		raw.WriteString(data)
 		raw.WriteByte('\n')
-		versions[o.GetName()] = o.GetResourceVersion()
 	}
 	sum := sha256.Sum256(raw.Bytes())
 	b := &built{data: raw.Bytes(), gzipped: compress}
@@ -123,7 +147,7 @@ func (s *bundleStore) put(pod types.NamespacedName, uid types.UID, objects []*un
 		b.generation = s.current.generation + 1
 	}
 	b.version = fmt.Sprintf("%s-g%d", hex.EncodeToString(sum[:8]), b.generation)
-	s.current, s.known = b, versions
+	s.current = b
 	s.metrics.generation.Set(float64(b.generation))
 	if pod.Name != "" {
 		s.bundles[pod] = bundle{uid: uid, built: b}
@@ -144,19 +168,6 @@ func (s *bundleStore) refresh(pod types.NamespacedName, uid types.UID) (version 
 	b.built = s.current
 	s.bundles[pod] = b
 	return s.current.version, true
-}
-
-// changed reports whether listed (config object name -> resourceVersion)
-// differs from what the operator last listed or reloaded. The first list
-// only sets what is known.
-func (s *bundleStore) changed(listed map[string]string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.known == nil {
-		s.known = listed
-		return false
-	}
-	return !maps.Equal(s.known, listed)
 }
 
 // BundleGeneration returns the generation of a bundle version (the

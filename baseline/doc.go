@@ -8,7 +8,8 @@
 //     request and a ConfigMap 1 MiB, so one object cannot hold it).
 //   - When a game pod (re)starts, the operator reloads every config object
 //     straight from the API server, one GET each with no cache, builds the
-//     full bundle (gzip optional) and marks the pod; the pod then pulls the
+//     full bundle (gzip optional) and marks the pod (one replica does, the
+//     replicas taking turns); the pod then pulls the
 //     bundle from the operator's bundle endpoint, through an egress limiter
 //     that stands in for the config store's uplink. Pods already running
 //     when the operator starts are adopted: they have their config.
@@ -18,7 +19,8 @@
 //     scenario's apiCallsPerReconcile); a pod on an older
 //     generation is marked again with the current one, and pulls the
 //     whole bundle again (F5, F6). A LIST that finds a changed object
-//     reloads them all: that is how a config change reaches the pods.
+//     reloads them all: that is how a config change reaches the pods. Each
+//     replica keeps its own record of the config, so each reloads once.
 //     Pods reconciled together stay in step, so the load comes in bursts.
 //   - Each of Replicas reconciles every pod on its own (T2), the controller
 //     can be switched off at run time (T3: no API calls until it is back on),

@@ -15,7 +15,7 @@ import (
 type operatorMetrics struct {
 	registry     *prometheus.Registry
 	reconciles   *prometheus.CounterVec
-	reloads      prometheus.Counter
+	reloads      *prometheus.CounterVec
 	generation   prometheus.Gauge
 	apiCalls     *prometheus.CounterVec
 	bundleBytes  prometheus.Counter
@@ -28,9 +28,9 @@ func newOperatorMetrics() *operatorMetrics {
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veltrix_reconciles_total", Help: "Full periodic reconciles of a pod, by operator replica.",
 		}, []string{"replica"}),
-		reloads: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "veltrix_config_reloads_total", Help: "Reloads of every config object, for a starting pod or a config change.",
-		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veltrix_config_reloads_total", Help: "Reloads of every config object, for a starting pod or a config change, by replica.",
+		}, []string{"replica"}),
 		generation: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "veltrix_bundle_generation", Help: "Generation of the current bundle: each reload makes one, which every pod is sent.",
 		}),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
@@ -81,7 +82,6 @@ type Operator struct {
 	controllerCtx context.Context
 	stopInFlight  context.CancelFunc
 	bundles       *bundleStore
-	reloadMu      sync.Mutex // one reload for a config change at a time
 	metrics       *operatorMetrics
 	started       time.Time // pods running since before this are adopted, not reloaded
 }
@@ -232,7 +232,7 @@ func (op *Operator) replica(r int) (ctrl.Manager, error) {
 		return nil, err
 	}
 	rec := &reconciler{
-		op: op, replica: strconv.Itoa(r), kube: kube, pods: mgr.GetClient(),
+		op: op, index: r, replica: strconv.Itoa(r), kube: kube, pods: mgr.GetClient(),
 		configs:     dyn.Resource(Resource).Namespace(op.opts.Namespace),
 		configMetas: meta.Resource(Resource).Namespace(op.opts.Namespace),
 	}
@@ -274,11 +274,19 @@ func podLifecycleChanged() predicate.Predicate {
 // reconciler is one replica's reconcile loop.
 type reconciler struct {
 	op          *Operator
-	replica     string
+	index       int
+	replica     string // index, as a metric label
 	kube        kubernetes.Interface
 	pods        client.Reader              // the replica's informer cache of the game pods
 	configs     dynamic.ResourceInterface  // whole objects
 	configMetas metadata.ResourceInterface // names and versions only
+	// seen is the config as this replica last listed or reloaded it:
+	// object name -> resourceVersion. Each replica keeps its own, as
+	// replicas in processes of their own would, so a config change costs
+	// every replica a reload. reloadMu makes that one reload at a time.
+	seenMu   sync.Mutex
+	seen     map[string]string
+	reloadMu sync.Mutex
 }
 
 // Reconcile runs for a pod when it appears or changes phase, and again
@@ -324,8 +332,9 @@ func (r *reconciler) reconcile(ctx context.Context, req reconcile.Request) (reco
 	case !prepared && pod.Status.StartTime != nil && pod.Status.StartTime.Time.Before(op.started):
 		// Running before the operator started: it has its config already.
 		op.bundles.adopt(req.NamespacedName, pod.UID)
-	case !prepared:
-		// A pod started since: a start or a restart (F4).
+	case !prepared && op.bundles.prepares(req.NamespacedName, pod.UID, r.index, op.opts.Replicas):
+		// A pod started since: a start or a restart (F4). One replica
+		// reloads for it; the others send it the bundle once it is ready.
 		if version, err = r.prepareBundle(ctx, pod); err != nil {
 			return reconcile.Result{}, err
 		}
@@ -388,8 +397,28 @@ func (r *reconciler) reload(ctx context.Context, pod types.NamespacedName, uid t
 	if err != nil {
 		return "", err
 	}
-	op.metrics.reloads.Inc()
+	read := make(map[string]string, len(objects))
+	for _, o := range objects {
+		read[o.GetName()] = o.GetResourceVersion()
+	}
+	r.seenMu.Lock()
+	r.seen = read
+	r.seenMu.Unlock()
+	op.metrics.reloads.WithLabelValues(r.replica).Inc()
 	return version, nil
+}
+
+// changed reports whether listed (config object name -> resourceVersion)
+// differs from what this replica last listed or reloaded. Its first LIST
+// only sets what it has seen.
+func (r *reconciler) changed(listed map[string]string) bool {
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	if r.seen == nil {
+		r.seen = listed
+		return false
+	}
+	return !maps.Equal(r.seen, listed)
 }
 
 // fullReconcile is Veltrix's periodic reconcile: LIST every config object
@@ -406,15 +435,15 @@ func (r *reconciler) fullReconcile(ctx context.Context, pod *corev1.Pod) error {
 	for _, item := range list.Items {
 		listed[item.GetName()] = item.GetResourceVersion()
 	}
-	if op.bundles.changed(listed) {
-		// The config changed: reload it all, a new generation that every
-		// pod's next reconcile sends it. One reload at a time; a reconcile
-		// that waited finds the change already loaded.
-		op.reloadMu.Lock()
-		if op.bundles.changed(listed) {
+	if r.changed(listed) {
+		// The config changed: this replica reloads it all, a new
+		// generation that every pod's next reconcile sends it. One reload
+		// at a time; a reconcile that waited finds the change loaded.
+		r.reloadMu.Lock()
+		if r.changed(listed) {
 			_, err = r.reload(ctx, types.NamespacedName{}, "")
 		}
-		op.reloadMu.Unlock()
+		r.reloadMu.Unlock()
 		if err != nil {
 			return err
 		}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,11 +200,58 @@ func TestGenerations(t *testing.T) {
 	if _, stale := s.refresh(b, "u-b"); stale {
 		t.Error("the pod of the last reload is stale")
 	}
-	if s.changed(map[string]string{"c": "7"}) {
-		t.Error("a listing equal to the last reload counts as a change")
+}
+
+// TestEachReplicaSeesChangesItself: a replica's first LIST only sets what
+// it has seen; a later one that differs is a change, for that replica
+// alone.
+func TestEachReplicaSeesChangesItself(t *testing.T) {
+	r0, r1 := &reconciler{}, &reconciler{}
+	for _, r := range []*reconciler{r0, r1} {
+		if r.changed(map[string]string{"c": "7"}) {
+			t.Error("a replica's first listing counts as a change")
+		}
 	}
-	if !s.changed(map[string]string{"c": "8"}) {
-		t.Error("a new resourceVersion does not count as a change")
+	if r0.changed(map[string]string{"c": "7"}) {
+		t.Error("a listing equal to the last one counts as a change")
+	}
+	if !r0.changed(map[string]string{"c": "8"}) || !r1.changed(map[string]string{"c": "8"}) {
+		t.Error("a new resourceVersion is not a change for every replica")
+	}
+}
+
+// TestOneReplicaPreparesEachStartingPod: however many replicas reconcile a
+// starting pod, one of them reloads for it, and the replicas take turns.
+func TestOneReplicaPreparesEachStartingPod(t *testing.T) {
+	s := newBundleStore(0, newOperatorMetrics())
+	const replicas = 3
+	perReplica := make([]int, replicas)
+	for i := range 6 {
+		pod := types.NamespacedName{Namespace: "default", Name: fmt.Sprintf("game-%d", i)}
+		uid := types.UID(fmt.Sprint("u-", i))
+		var preparers []int
+		for _, r := range []int{2, 0, 1, 2, 0, 1} { // every replica asks, twice
+			if s.prepares(pod, uid, r, replicas) {
+				preparers = append(preparers, r)
+			}
+		}
+		if len(preparers) != 2 || preparers[0] != preparers[1] {
+			t.Fatalf("%s: replicas %v prepare it (each asked twice); want one replica, both times", pod.Name, preparers)
+		}
+		perReplica[preparers[0]]++
+	}
+	if !slices.Equal(perReplica, []int{2, 2, 2}) {
+		t.Errorf("pods prepared per replica %v; want turns, 2 each", perReplica)
+	}
+	pod := types.NamespacedName{Namespace: "default", Name: "game-0"}
+	var restarted []int
+	for r := range replicas {
+		if s.prepares(pod, "u-0-restarted", r, replicas) {
+			restarted = append(restarted, r)
+		}
+	}
+	if len(restarted) != 1 {
+		t.Errorf("a restarted pod (new UID) has preparers %v; want one", restarted)
 	}
 }
 
