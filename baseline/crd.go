@@ -2,6 +2,7 @@ package baseline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -84,25 +85,57 @@ func Install(ctx context.Context, admin *rest.Config, user string) error {
 		return fmt.Errorf("baseline: %w", err)
 	}
 	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: "veltrix-operator"},
+		ObjectMeta: metav1.ObjectMeta{Name: operatorRole},
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "patch"}},
 			{APIGroups: []string{Group}, Resources: []string{Resource.Resource}, Verbs: []string{"get", "list", "watch"}},
 		},
 	}
 	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "veltrix-operator"},
+		ObjectMeta: metav1.ObjectMeta{Name: operatorRole},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
 	}
 	if _, err := kube.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("baseline: %w", err)
 	}
-	if _, err := kube.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("baseline: %w", err)
+	_, err = kube.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		// Left by an earlier install, perhaps for another identity: bind this one.
+		_, err = kube.RbacV1().ClusterRoleBindings().Update(ctx, binding, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("baseline: binding the operator's role to %s: %w", user, err)
 	}
 	return nil
 }
+
+// Uninstall removes what Install made cluster-wide: the CRD (and with it
+// every VeltrixConfig object) and the operator's RBAC. What is already
+// gone is not an error.
+func Uninstall(ctx context.Context, admin *rest.Config) error {
+	ext, err := apiextensionsclient.NewForConfig(admin)
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	kube, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	gone := func(what string, err error) error {
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("baseline: deleting %s: %w", what, err)
+		}
+		return nil
+	}
+	return errors.Join(
+		gone("the VeltrixConfig CRD", ext.ApiextensionsV1().CustomResourceDefinitions().Delete(ctx, crd().Name, metav1.DeleteOptions{})),
+		gone("the operator's ClusterRoleBinding", kube.RbacV1().ClusterRoleBindings().Delete(ctx, operatorRole, metav1.DeleteOptions{})),
+		gone("the operator's ClusterRole", kube.RbacV1().ClusterRoles().Delete(ctx, operatorRole, metav1.DeleteOptions{})))
+}
+
+// operatorRole names the operator's ClusterRole and its binding.
+const operatorRole = "veltrix-operator"
 
 // MaxObjectBytes is the most config one VeltrixConfig object may hold:
 // etcd refuses requests over 1.5 MiB, and the object needs room for its

@@ -45,7 +45,7 @@ func TestExitCodes(t *testing.T) {
 		{"sweep without param", []string{"sweep", "-f", stormFile}, exitBadInput, "missing --param"},
 		{"sweep bad range", []string{"sweep", "-f", stormFile, "--param", "cluster.pods", "--from", "3s", "--to", "9"}, exitBadInput, "different units"},
 		{"run estimate", []string{"run", "-f", stormFile, "--estimate"}, exitOK, "about 12m0s: 2 system(s) x (5m0s of live time"},
-		{"run target kind", []string{"run", "-f", stormFile, "--target", "kind"}, exitBadInput, "target kind is not built yet"},
+		{"run kubeconfig without kube", []string{"run", "-f", stormFile, "--target", "kind", "--kubeconfig", "x"}, exitBadInput, "--kubeconfig and --context are for --target kube, not kind"},
 		{"run unknown target", []string{"run", "-f", stormFile, "--target", "mars"}, exitBadInput, `unknown target "mars"`},
 		{"run bad uplink", []string{"run", "-f", stormFile, "--uplink", "wifi"}, exitBadInput, `--uplink "wifi": want token-bucket or tc`},
 		{"plot no dir", []string{"plot"}, exitBadInput, "plot takes one results directory"},

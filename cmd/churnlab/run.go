@@ -20,11 +20,12 @@ func newRunCommand(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		file, system, target, out string
 		uplinkKind                string
+		targetOpts                runner.TargetOptions
 		sets                      []string
 		estimate                  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "run -f FILE [--target local] [--system baseline|reference|both] [--uplink token-bucket|tc] [--set PATH=VALUE ...] [--out DIR] [--estimate]",
+		Use:   "run -f FILE [--target local|kube|kind] [--system baseline|reference|both] [--uplink token-bucket|tc] [--set PATH=VALUE ...] [--out DIR] [--estimate]",
 		Short: "Play a scenario live, at its live scale, against the real baseline and reference service",
 		Long: `run plays the scenario's timeline, shrunk by its live.scale and cut to
 live.duration, against the real systems on a real Kubernetes control plane:
@@ -33,6 +34,17 @@ service (package reference), one after the other, each on a fresh cluster.
 Game pods are in-process workers with real sockets, behind a load balancer
 with active health checks, under vegeta load. It writes
 <out>/<scenario>/<target>/<system>/{summary.json,timeseries.csv,vegeta.bin,scrapes.csv,notes.txt}.
+
+Targets: local (the default) starts a control plane on this machine (make
+controlplane builds it): kube-apiserver, etcd, the controller manager, the
+scheduler and kwok's fake nodes, with APF sized as the scenario says. kube
+uses the cluster a kubeconfig names (--kubeconfig, --context): the run makes
+a namespace of its own, a service account for the operator, and game pods
+that run --pod-image, and deletes them at the end; the cluster keeps its own
+APF and its etcd is not scraped. kind creates a kind cluster with the
+scenario's node count for each system and deletes it (Docker, Podman or
+nerdctl). On every target the game servers run in this process, reached
+over loopback, one per Running pod.
 
 Each system takes live.duration plus about half a minute. Ctrl-C stops
 everything the run started and writes nothing.`,
@@ -53,16 +65,23 @@ everything the run started and writes nothing.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			var binDir string
-			if target == "local" {
-				if binDir, err = controlplane.EnsureBuilt(ctx, stderr); err != nil {
-					return err
-				}
-			}
 			if uplinkKind != runner.UplinkTokenBucket && uplinkKind != runner.UplinkTC {
 				return badInput{fmt.Errorf("--uplink %q: want %s or %s", uplinkKind, runner.UplinkTokenBucket, runner.UplinkTC)}
 			}
-			t, err := runner.NewTarget(target, binDir)
+			if target != "kube" && (targetOpts.Kubeconfig != "" || targetOpts.Context != "") {
+				return badInput{fmt.Errorf("--kubeconfig and --context are for --target kube, not %s", target)}
+			}
+			// bin/ holds the control plane (built here for local) and the
+			// operator's program, which every target's baseline run builds.
+			if target == "local" {
+				targetOpts.BinDir, err = controlplane.EnsureBuilt(ctx, stderr)
+			} else {
+				targetOpts.BinDir, err = controlplane.DefaultBinDir()
+			}
+			if err != nil {
+				return err
+			}
+			t, err := runner.NewTarget(target, targetOpts)
 			if err != nil {
 				return badInput{fmt.Errorf("--target: %w", err)}
 			}
@@ -78,7 +97,10 @@ everything the run started and writes nothing.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&file, "file", "f", "", "scenario file")
-	f.StringVar(&target, "target", "local", fmt.Sprintf("where the cluster comes from: one of %v (only local is built)", runner.Targets))
+	f.StringVar(&target, "target", "local", fmt.Sprintf("where the cluster comes from: one of %v", runner.Targets))
+	f.StringVar(&targetOpts.Kubeconfig, "kubeconfig", "", "kube target: kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
+	f.StringVar(&targetOpts.Context, "context", "", "kube target: kubeconfig context (default its current one)")
+	f.StringVar(&targetOpts.PodImage, "pod-image", runner.DefaultPodImage, "kube and kind targets: the game pods' container image (the game servers run in this process)")
 	f.StringVar(&system, "system", "both", "system to run: baseline, reference or both")
 	f.StringVar(&uplinkKind, "uplink", runner.UplinkTokenBucket, "how config egress is shaped: token-bucket (in this process) or tc (tbf on a veth into a network namespace the run creates; root, iproute2)")
 	f.StringVar(&out, "out", "results", "results directory")

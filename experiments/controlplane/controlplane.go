@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -293,17 +294,61 @@ func (s *starter) apiserver() error {
 	s.cp.AdminKubeconfig = s.path("admin.kubeconfig")
 	s.cp.OperatorKubeconfig = s.path("operator.kubeconfig")
 	return errors.Join(
-		writeKubeconfig(s.cp.AdminKubeconfig, base, caFile, s.adminToken),
-		writeKubeconfig(s.cp.OperatorKubeconfig, base, caFile, s.operatorToken))
+		WriteKubeconfig(s.cp.AdminKubeconfig, s.cp.Admin),
+		WriteKubeconfig(s.cp.OperatorKubeconfig, s.cp.Operator))
 }
 
-func writeKubeconfig(path, server, caFile, token string) error {
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: caFile}
-	cfg.AuthInfos["user"] = &clientcmdapi.AuthInfo{Token: token}
-	cfg.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "user"}
-	cfg.CurrentContext = "local"
-	return clientcmd.WriteToFile(*cfg, path)
+// WriteKubeconfig writes cfg, a bearer-token identity, as a kubeconfig
+// file at path, for a program that takes --kubeconfig.
+func WriteKubeconfig(path string, cfg *rest.Config) error {
+	if cfg.BearerToken == "" {
+		return fmt.Errorf("kubeconfig %s: the identity has no bearer token", path)
+	}
+	out := clientcmdapi.NewConfig()
+	out.Clusters["cluster"] = &clientcmdapi.Cluster{
+		Server:                   cfg.Host,
+		CertificateAuthority:     cfg.TLSClientConfig.CAFile,
+		CertificateAuthorityData: cfg.TLSClientConfig.CAData,
+		InsecureSkipTLSVerify:    cfg.TLSClientConfig.Insecure,
+	}
+	out.AuthInfos["user"] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
+	out.Contexts["churnlab"] = &clientcmdapi.Context{Cluster: "cluster", AuthInfo: "user"}
+	out.CurrentContext = "churnlab"
+	return clientcmd.WriteToFile(*out, path)
+}
+
+// PriorityLevelOf asks the API server which APF priority level serves
+// identity's requests, from APF's own response header on a discovery
+// request; admin looks the level's name up.
+func PriorityLevelOf(ctx context.Context, admin, identity *rest.Config) (string, error) {
+	kube, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		return "", err
+	}
+	levels, err := kube.FlowcontrolV1().PriorityLevelConfigurations().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", fmt.Errorf("listing APF priority levels: %w", err)
+	}
+	transport, err := rest.TransportFor(identity)
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, identity.Host+"/api", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := transport.RoundTrip(req)
+	if err != nil {
+		return "", fmt.Errorf("asking which APF priority level serves %s: %w", identity.Host, err)
+	}
+	resp.Body.Close()
+	uid := resp.Header.Get("X-Kubernetes-PF-PriorityLevel-UID")
+	for _, l := range levels.Items {
+		if string(l.UID) == uid {
+			return l.Name, nil
+		}
+	}
+	return "", fmt.Errorf("the API server named no APF priority level for the identity (X-Kubernetes-PF-PriorityLevel-UID %q, status %s); is API Priority and Fairness on?", uid, resp.Status)
 }
 
 // OperatorPriorityLevel is the APF priority level that serves the

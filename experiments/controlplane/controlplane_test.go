@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"net/http"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,34 +78,15 @@ func TestStartServesBothIdentities(t *testing.T) {
 	}
 }
 
-// priorityLevelOf asks the API server which APF priority level serves a
-// discovery request made with token, from APF's own response header.
 func priorityLevelOf(t *testing.T, cp *ControlPlane, token string) string {
 	t.Helper()
-	ctx := context.Background()
-	levels, err := kubernetes.NewForConfigOrDie(cp.Admin).FlowcontrolV1().PriorityLevelConfigurations().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := rest.CopyConfig(cp.Admin)
 	cfg.BearerToken = token
-	transport, err := rest.TransportFor(cfg)
+	level, err := PriorityLevelOf(context.Background(), cp.Admin, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/api", nil)
-	resp, err := transport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	uid := resp.Header.Get("X-Kubernetes-PF-PriorityLevel-UID")
-	for _, l := range levels.Items {
-		if string(l.UID) == uid {
-			return l.Name
-		}
-	}
-	return ""
+	return level
 }
 
 // TestStopLeavesNothing checks that Stop ends every process and removes

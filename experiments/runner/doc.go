@@ -7,7 +7,9 @@
 //
 //   - The live runner (live*.go) plays the scenario at its live scale
 //     against the real systems on a cluster from a Target (target.go:
-//     local now; kube and kind fit beside it): it installs the system
+//     local, a control plane on this machine; target_kube.go: kube, any
+//     cluster a kubeconfig names, and kind, a kind cluster the run
+//     creates): it installs the system
 //     (the baseline operator as its own process, cmd/veltrix, built into
 //     the target's bin directory; the reference replicas in this one),
 //     creates the game Deployment, realizes pods as workers (package pod)
@@ -22,6 +24,6 @@
 //     finds the knee.
 //
 //     outs, err := runner.RunSim(sc, runner.SimOptions{OutDir: "results", Progress: os.Stderr})
-//     target, err := runner.NewTarget("local", binDir)
+//     target, err := runner.NewTarget("local", runner.TargetOptions{BinDir: binDir})
 //     live, err := runner.RunLive(ctx, sc, runner.LiveOptions{Target: target, OutDir: "results", Progress: os.Stderr})
 package runner

@@ -18,7 +18,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/churnlab/churnlab/experiments/controlplane"
 	"github.com/churnlab/churnlab/experiments/load"
 	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/pod"
@@ -51,11 +50,10 @@ type LiveOutput struct {
 	Summary *metrics.Summary
 }
 
-// The game pods of a live run: a Deployment in this namespace.
+// The game pods of a live run: a Deployment in the cluster's namespace.
 const (
-	liveNamespace = "default"
-	gameName      = "game"
-	gameSelector  = "app=game"
+	gameName     = "game"
+	gameSelector = "app=game"
 )
 
 var gameLabels = map[string]string{"app": "game"}
@@ -231,8 +229,8 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	}
 
 	l.step(2, fmt.Sprintf(": %d Running", l.sc.Cluster.Pods))
-	d := controlplane.FakeNodeDeployment(liveNamespace, gameName, gameLabels, int32(l.sc.Cluster.Pods))
-	if _, err := l.kube.AppsV1().Deployments(liveNamespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+	d := l.cluster.GamePods(l.cluster.Namespace, gameName, gameLabels, int32(l.sc.Cluster.Pods))
+	if _, err := l.kube.AppsV1().Deployments(l.cluster.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return out, err
 	}
 	if err := l.waitFor(ctx, time.Minute, "game pods Running", func() (bool, string) {
@@ -251,7 +249,7 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	l.step(4, "")
 	lb := load.NewBalancer(l.sc.Workload.HealthCheck, "/healthz")
 	realizer := pod.NewRealizer(pod.RealizerOptions{
-		Client: l.kube, Namespace: liveNamespace, Selector: gameSelector, Source: source,
+		Client: l.kube, Namespace: l.cluster.Namespace, Selector: gameSelector, Source: source,
 		Game: pod.GameOptions{
 			Capacity:    l.sc.Workload.PodCapacity.PerSecond(),
 			BaseLatency: l.sc.Workload.BaseLatency.D(),
@@ -348,7 +346,7 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 // runningPods counts the game pods that are Running and not being
 // deleted.
 func (l *liveRun) runningPods(ctx context.Context) (int, error) {
-	list, err := l.kube.CoreV1().Pods(liveNamespace).List(ctx, metav1.ListOptions{LabelSelector: gameSelector})
+	list, err := l.kube.CoreV1().Pods(l.cluster.Namespace).List(ctx, metav1.ListOptions{LabelSelector: gameSelector})
 	if err != nil {
 		return 0, err
 	}

@@ -64,7 +64,7 @@ func (c *liveChurn) apply(ctx context.Context, e scenario.Event) error {
 // autoscale moves the Deployment's replicas to a.To one pod at a time,
 // evenly over a.Over.
 func (c *liveChurn) autoscale(ctx context.Context, a *scenario.Autoscale) error {
-	deployments := c.run.kube.AppsV1().Deployments(liveNamespace)
+	deployments := c.run.kube.AppsV1().Deployments(c.run.cluster.Namespace)
 	scale, err := deployments.GetScale(ctx, gameName, metav1.GetOptions{})
 	if err != nil {
 		return err
@@ -77,7 +77,7 @@ func (c *liveChurn) autoscale(ctx context.Context, a *scenario.Autoscale) error 
 			return ctx.Err()
 		}
 		replicas := from + (a.To-from)*i/steps
-		s := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: gameName, Namespace: liveNamespace}, Spec: autoscalingv1.ScaleSpec{Replicas: int32(replicas)}}
+		s := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: gameName, Namespace: c.run.cluster.Namespace}, Spec: autoscalingv1.ScaleSpec{Replicas: int32(replicas)}}
 		if _, err := deployments.UpdateScale(ctx, gameName, s, metav1.UpdateOptions{}); err != nil {
 			return err
 		}
@@ -93,7 +93,7 @@ func (c *liveChurn) restartStorm(ctx context.Context, s *scenario.RestartStorm) 
 	c.rng.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
 	victims := names[:int(math.Round(s.Fraction*float64(len(names))))]
 	began := time.Now()
-	pods := c.run.kube.CoreV1().Pods(liveNamespace)
+	pods := c.run.kube.CoreV1().Pods(c.run.cluster.Namespace)
 	for i, name := range victims {
 		if !ctxsleep.Sleep(ctx, time.Until(began.Add(s.Over.D()*time.Duration(i)/time.Duration(len(victims))))) {
 			return ctx.Err()
@@ -113,7 +113,7 @@ func (c *liveChurn) rollingUpdate(ctx context.Context, u *scenario.RollingUpdate
 	n := len(c.realizer.Running())
 	patch := fmt.Sprintf(`{"spec":{"strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":%s,"maxUnavailable":%s}},"template":{"metadata":{"annotations":{"churnlab.io/rolled-at":%q}}}}}`,
 		intOrPercentJSON(u.MaxSurge), intOrPercentJSON(u.MaxUnavailable), time.Now().UTC().Format(time.RFC3339Nano))
-	_, err := c.run.kube.AppsV1().Deployments(liveNamespace).Patch(ctx, gameName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
+	_, err := c.run.kube.AppsV1().Deployments(c.run.cluster.Namespace).Patch(ctx, gameName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
 	if err == nil {
 		c.run.record(func(r *metrics.Recorder) {
 			for range n {

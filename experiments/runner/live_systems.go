@@ -92,7 +92,7 @@ func (b *baselineSystem) install(ctx context.Context) error {
 	if err := baseline.Install(ctx, admin, b.run.cluster.OperatorUser); err != nil {
 		return err
 	}
-	return baseline.WriteConfig(ctx, admin, liveNamespace, int(sc.Config.TotalSize), sc.Config.Objects)
+	return baseline.WriteConfig(ctx, admin, b.run.cluster.Namespace, int(sc.Config.TotalSize), sc.Config.Objects)
 }
 
 func (b *baselineSystem) start(ctx context.Context) (pod.Source, error) {
@@ -101,7 +101,7 @@ func (b *baselineSystem) start(ctx context.Context) (pod.Source, error) {
 		return nil, err
 	}
 	started := time.Now()
-	op, err := startOperator(ctx, program, b.run.cluster.OperatorKubeconfig, filepath.Join(b.run.tmp, "veltrix.log"), b.run.sc)
+	op, err := startOperator(ctx, program, b.run.cluster.OperatorKubeconfig, b.run.cluster.Namespace, filepath.Join(b.run.tmp, "veltrix.log"), b.run.sc)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (b *baselineSystem) changeConfig(ctx context.Context, hunts []string) error
 	if err != nil {
 		return err
 	}
-	objects := dyn.Resource(baseline.Resource).Namespace(liveNamespace)
+	objects := dyn.Resource(baseline.Resource).Namespace(b.run.cluster.Namespace)
 	at := time.Now()
 	stamp := "changed at " + at.UTC().Format(time.RFC3339Nano) + "\n"
 	b.mu.Lock()

@@ -32,7 +32,7 @@ func liveTarget(t *testing.T) (Target, string) {
 	}
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	target, err := NewTarget("local", binDir)
+	target, err := NewTarget("local", TargetOptions{BinDir: binDir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func buildOperator(ctx context.Context, binDir string) (string, error) {
 // under the operator's identity, its output in logPath, and waits until
 // it answers. Cancelling ctx stops it (SIGTERM, then SIGKILL after 10 s);
 // the kernel kills it if this process dies first.
-func startOperator(ctx context.Context, program, kubeconfig, logPath string, sc *scenario.Scenario) (*operatorProcess, error) {
+func startOperator(ctx context.Context, program, kubeconfig, namespace, logPath string, sc *scenario.Scenario) (*operatorProcess, error) {
 	b := sc.Baseline
 	log, err := os.Create(logPath)
 	if err != nil {
@@ -57,7 +57,7 @@ func startOperator(ctx context.Context, program, kubeconfig, logPath string, sc 
 	cmd := exec.CommandContext(ctx, program,
 		"--kubeconfig="+kubeconfig,
 		"--listen=127.0.0.1:0", // it says where in its log
-		"--namespace="+liveNamespace,
+		"--namespace="+namespace,
 		"--pod-selector="+gameSelector,
 		"--replicas="+strconv.Itoa(b.Replicas),
 		"--controller="+strconv.FormatBool(b.Controller),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/churnlab/churnlab/experiments/controlplane"
@@ -31,6 +32,14 @@ type Cluster struct {
 	// OperatorKubeconfig is Operator as a kubeconfig file, for the
 	// operator run as its own process.
 	OperatorKubeconfig string
+	// Namespace holds the run's game pods, config objects and the
+	// operator's work.
+	Namespace string
+	// GamePods is the Deployment of the run's game pods on this cluster.
+	// Their game servers run in the runner's process whatever the
+	// cluster; the pods are for the control plane: scheduling, status and
+	// churn.
+	GamePods func(namespace, name string, labels map[string]string, replicas int32) *appsv1.Deployment
 	// EtcdMetrics is the control plane's etcd /metrics URL, "" when the
 	// target cannot reach it.
 	EtcdMetrics string
@@ -43,15 +52,26 @@ type Cluster struct {
 // Targets lists the names NewTarget knows.
 var Targets = []string{"local", "kube", "kind"}
 
-// NewTarget returns the target called name. Only local runs here: kube
-// and kind need the pod workload as a container image (cmd/podagent) and,
-// for kind, a Docker engine, which these machines do not have.
-func NewTarget(name, binDir string) (Target, error) {
+// TargetOptions are what the targets other than local need.
+type TargetOptions struct {
+	BinDir     string // the checkout's bin/: control-plane binaries, bin/veltrix
+	Kubeconfig string // kube: the kubeconfig file; "" for $KUBECONFIG or ~/.kube/config
+	Context    string // kube: the kubeconfig context; "" for its current one
+	PodImage   string // kube, kind: the game pods' container image; default DefaultPodImage
+}
+
+// NewTarget returns the target called name.
+func NewTarget(name string, opts TargetOptions) (Target, error) {
+	if opts.PodImage == "" {
+		opts.PodImage = DefaultPodImage
+	}
 	switch name {
 	case "local":
-		return localTarget{binDir: binDir}, nil
-	case "kube", "kind":
-		return nil, fmt.Errorf("target %s is not built yet: it needs cmd/podagent as a container image to run game pods inside the cluster (and, for kind, a Docker engine); use --target local", name)
+		return localTarget{binDir: opts.BinDir}, nil
+	case "kube":
+		return kubeTarget{opts: opts}, nil
+	case "kind":
+		return kindTarget{opts: opts}, nil
 	}
 	return nil, fmt.Errorf("unknown target %q: want one of %v", name, Targets)
 }
@@ -81,6 +101,8 @@ func (t localTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.
 		OperatorUser:          controlplane.OperatorUser,
 		OperatorPriorityLevel: controlplane.OperatorPriorityLevel,
 		OperatorKubeconfig:    cp.OperatorKubeconfig,
+		Namespace:             "default",
+		GamePods:              controlplane.FakeNodeDeployment,
 		EtcdMetrics:           cp.EtcdURL + "/metrics",
 		BinDir:                t.binDir,
 		Down:                  cp.Stop,
