@@ -49,7 +49,10 @@ func (s *Scenario) AtLiveScale() *Scenario {
 	out.Model.APIServer.OperatorSeats = scaleCount(s.Model.APIServer.OperatorSeats, pods)
 	out.Model.APIServer.QueueLength = scaleCount(s.Model.APIServer.QueueLength, pods)
 
+	// The operator's client shrinks with the API server it calls, its
+	// burst too, so that its token bucket refills in as long.
 	out.Baseline.ClientQPS = Rate(float64(out.Baseline.ClientQPS) * pods)
+	out.Baseline.ClientBurst = scaleCount(out.Baseline.ClientBurst, pods)
 	out.Reference.Store.ReadsPerSecondPerNode = Rate(float64(out.Reference.Store.ReadsPerSecondPerNode) * pods)
 	return &out
 }

@@ -235,6 +235,12 @@ func TestAtLiveScaleKeepsRatios(t *testing.T) {
 		{"reconciles per operator QPS", func(s *Scenario) float64 {
 			return float64(s.Cluster.Pods) / s.Baseline.ReconcileInterval.D().Seconds() / s.Baseline.ClientQPS.PerSecond()
 		}},
+		// The operator's token bucket refills its burst in as long (2 s):
+		// an unscaled burst of 100 at 5 QPS would be 20 s of requests up
+		// front, and the first reloads of a storm would finish at once.
+		{"operator burst per QPS (s)", func(s *Scenario) float64 {
+			return float64(s.Baseline.ClientBurst) / s.Baseline.ClientQPS.PerSecond()
+		}},
 	}
 	for _, r := range ratios {
 		if f, l := r.of(full), r.of(live); math.Abs(f-l) > 0.001*f {
