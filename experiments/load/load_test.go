@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -163,5 +164,75 @@ func TestAttackRefusesNonsense(t *testing.T) {
 	err := Attack(context.Background(), AttackOptions{Target: "http://127.0.0.1:1/", Rate: 0, Duration: time.Second}, metrics.NewRecorder().Request, nil)
 	if err == nil || !strings.Contains(err.Error(), "positive rate") {
 		t.Errorf("err = %v, want one about the rate", err)
+	}
+	err = Attack(context.Background(), AttackOptions{Target: "http://127.0.0.1:1/", Rate: 1, Duration: time.Second, Retries: -1}, metrics.NewRecorder().Request, nil)
+	if err == nil || !strings.Contains(err.Error(), "retries") {
+		t.Errorf("err = %v, want one about the retries", err)
+	}
+}
+
+// TestAttackRetriesFailures: a failed try is tried again RetryDelay after
+// it failed, Retries times at most, and the retries add to the first
+// tries' rate; a run where nothing fails sends the first tries alone.
+func TestAttackRetriesFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		fail    bool
+		retries int
+	}{{"all fail, one retry", true, 1}, {"all fail, two retries", true, 2}, {"none fail", false, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				if tc.fail {
+					http.Error(w, "shed", http.StatusServiceUnavailable)
+				}
+			}))
+			defer srv.Close()
+			const rate, delay = 20, 200 * time.Millisecond
+			duration := 2 * time.Second
+			var (
+				mu     sync.Mutex
+				starts []time.Duration
+			)
+			start := time.Now()
+			err := Attack(context.Background(), AttackOptions{Target: srv.URL, Rate: rate, Duration: duration, Start: start, Retries: tc.retries, RetryDelay: delay},
+				func(s, _ time.Duration, ok bool) {
+					mu.Lock()
+					defer mu.Unlock()
+					if ok == tc.fail {
+						t.Errorf("a try at %s: ok = %v", s, ok)
+					}
+					starts = append(starts, s)
+				}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := rate * int(duration/time.Second)
+			if !tc.fail {
+				if len(starts) != first {
+					t.Errorf("%d requests with nothing failing; want the %d first tries alone", len(starts), first)
+				}
+				return
+			}
+			// Round k retries the failures of round k-1 that are due
+			// before the end: all but those of the last k delays (and a
+			// few more for the failures' own latency).
+			most, least := first*(1+tc.retries), 0
+			for k := 0; k <= tc.retries; k++ {
+				least += first - k*(rate*int(delay)/int(time.Second)+3)
+			}
+			if len(starts) < least || len(starts) > most {
+				t.Errorf("%d tries with every one failing, %d retries each; want %d to %d", len(starts), tc.retries, least, most)
+			}
+			// No retry comes sooner than delay after the first try.
+			var early int
+			for _, s := range starts {
+				if s < delay {
+					early++
+				}
+			}
+			if want := rate * int(delay) / int(time.Second); early > want+1 {
+				t.Errorf("%d tries started in the first %s; want the %d first tries alone (retries wait %s)", early, delay, want, delay)
+			}
+		})
 	}
 }

@@ -293,11 +293,13 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	attackErr := make(chan error, 1)
 	go func() {
 		attackErr <- load.Attack(runCtx, load.AttackOptions{
-			Target:   lbURL + "/play",
-			Rate:     int(math.Round(l.sc.Workload.RequestRate.PerSecond())),
-			Duration: l.sc.Duration.D(),
-			Timeout:  l.sc.Workload.Timeout.D(),
-			Start:    l.start,
+			Target:     lbURL + "/play",
+			Rate:       int(math.Round(l.sc.Workload.RequestRate.PerSecond())),
+			Duration:   l.sc.Duration.D(),
+			Timeout:    l.sc.Workload.Timeout.D(),
+			Start:      l.start,
+			Retries:    l.sc.Model.Players.Retries,
+			RetryDelay: l.sc.Model.Players.RetryDelay.D(),
 		}, func(start, latency time.Duration, ok bool) {
 			l.record(func(r *metrics.Recorder) { r.Request(start, latency, ok) })
 		}, &raw)
