@@ -175,7 +175,7 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	defer os.RemoveAll(l.tmp)
 
 	l.step(0, "")
-	if l.cluster, err = l.target.Up(ctx, l.sc, nil); err != nil {
+	if l.cluster, err = l.target.Up(ctx, l.sc, l.progress); err != nil {
 		return out, err
 	}
 	defer l.cluster.Down()

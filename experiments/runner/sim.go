@@ -223,8 +223,23 @@ func progressLine(task string, step, of int, detail string) string {
 	return fmt.Sprintf("%s [%-20s] %3d%%  %s", task, strings.Repeat("=", step*20/of), step*100/of, detail)
 }
 
+// note prints a line of its own; on a terminal it takes the progress
+// line's place, which the next update draws again below it.
 func (p *progress) note(format string, args ...any) {
-	if p.w != nil {
-		fmt.Fprintf(p.w, format+"\n", args...)
+	if p.w == nil {
+		return
 	}
+	if p.terminal {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+// Write shows each line written to it as a note: the progress writer for
+// a Target, whose steps and clean-up troubles are worth seeing.
+func (p *progress) Write(b []byte) (int, error) {
+	for line := range strings.SplitSeq(strings.TrimRight(string(b), "\n"), "\n") {
+		p.note("%s", line)
+	}
+	return len(b), nil
 }
