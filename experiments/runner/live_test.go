@@ -51,6 +51,21 @@ func shortStorm(t *testing.T, d string, sets ...scenario.Set) *scenario.Scenario
 	return sc
 }
 
+// writtenSummary reads the summary.json a run wrote into dir.
+func writtenSummary(t *testing.T, dir string) *metrics.Summary {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, err := metrics.ReadSummary(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // checkCleanedUp fails the test if any process the run started is still
 // running or it left anything in tmp.
 func checkCleanedUp(t *testing.T, tmp string) {
@@ -90,14 +105,7 @@ func TestLiveRunOfBothSystems(t *testing.T) {
 				t.Errorf("%s: %v", o.System, err)
 			}
 		}
-		data, err := os.ReadFile(filepath.Join(o.Dir, "summary.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := metrics.ReadSummary(bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := writtenSummary(t, o.Dir)
 		// 850 requests a second for 45 s, every pod in rotation first.
 		if s.Mode != "local" || *s.Requests.Total < 35_000 || *s.Requests.SuccessRatio < 0.99 {
 			t.Errorf("%s: mode %s, %d requests, success %.4f; want local, about 38,250, nearly all ok",

@@ -136,36 +136,24 @@ func upOnCluster(ctx context.Context, admin *rest.Config, opts TargetOptions, pr
 	}, nil
 }
 
-// imageDeployment returns GamePods for pods that run image, asking for
-// next to nothing, and stop at once when deleted.
+// imageDeployment returns GamePods for pods that run image on any node,
+// asking for next to nothing, and stop at once when deleted: the local
+// target's Deployment without its node selector. It keeps the toleration
+// of kwok's taint, harmless where no node has it, so that a kwok cluster
+// (such as the local target's) runs them too.
 func imageDeployment(image string) func(namespace, name string, labels map[string]string, replicas int32) *appsv1.Deployment {
 	return func(namespace, name string, labels map[string]string, replicas int32) *appsv1.Deployment {
-		var grace int64
-		return &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
-			Spec: appsv1.DeploymentSpec{
-				Replicas: &replicas,
-				Selector: &metav1.LabelSelector{MatchLabels: labels},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec: corev1.PodSpec{
-						TerminationGracePeriodSeconds: &grace,
-						// Harmless where no node has kwok's taint; lets a kwok
-						// cluster (such as the local target's) run them too.
-						Tolerations: []corev1.Toleration{{
-							Key: controlplane.FakeNodeAnnotation, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
-						}},
-						Containers: []corev1.Container{{
-							Name: name, Image: image,
-							Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
-								corev1.ResourceCPU:    resource.MustParse("1m"),
-								corev1.ResourceMemory: resource.MustParse("8Mi"),
-							}},
-						}},
-					},
-				},
-			},
+		d := controlplane.FakeNodeDeployment(namespace, name, labels, replicas)
+		pod := &d.Spec.Template.Spec
+		pod.NodeSelector = nil
+		grace := int64(0)
+		pod.TerminationGracePeriodSeconds = &grace
+		pod.Containers[0].Image = image
+		pod.Containers[0].Resources.Requests = corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("1m"),
+			corev1.ResourceMemory: resource.MustParse("8Mi"),
 		}
+		return d
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/churnlab/churnlab/baseline"
 	"github.com/churnlab/churnlab/experiments/controlplane"
-	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/scenario"
 	"github.com/churnlab/churnlab/sim"
 )
@@ -48,14 +47,7 @@ func TestKubeTargetOnAnyCluster(t *testing.T) {
 	if want := filepath.Join(out, "restart-storm", "kube", "baseline"); o.Dir != want {
 		t.Errorf("results in %s, want %s", o.Dir, want)
 	}
-	data, err := os.ReadFile(filepath.Join(o.Dir, "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := metrics.ReadSummary(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := writtenSummary(t, o.Dir)
 	if s.Mode != "kube" || *s.Requests.SuccessRatio < 0.99 || s.Config.PropagationP99Ms == nil {
 		t.Errorf("mode %s, success %.4f, propagation %v; want kube, nearly all ok, the change at 5 s propagated",
 			s.Mode, *s.Requests.SuccessRatio, s.Config.PropagationP99Ms)
