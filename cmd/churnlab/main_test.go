@@ -95,12 +95,7 @@ func TestSimWritesBothSystems(t *testing.T) {
 	}
 	for _, system := range []string{"baseline", "reference"} {
 		dir := filepath.Join(out, "restart-storm", "sim", system)
-		f, err := os.Open(filepath.Join(dir, "summary.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := metrics.ReadSummary(f)
-		f.Close()
+		s, err := metrics.ReadSummaryFile(filepath.Join(dir, "summary.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,12 +145,7 @@ func TestSimSetOverridesAndComparison(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	f, err := os.Open(filepath.Join(out, "restart-storm", "sim", "baseline", "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s, err := metrics.ReadSummary(f)
+	s, err := metrics.ReadSummaryFile(filepath.Join(out, "restart-storm", "sim", "baseline", "summary.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,12 +165,7 @@ func TestSimSetOverridesAndComparison(t *testing.T) {
 // old and new values.
 func TestGateFailsOnAnInjectedRegression(t *testing.T) {
 	t.Chdir("../..") // the gate finds scenarios and results/ from the repository's root
-	f, err := os.Open("results/restart-storm/sim/reference/summary.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	committed, err := metrics.ReadSummary(f)
-	f.Close()
+	committed, err := metrics.ReadSummaryFile("results/restart-storm/sim/reference/summary.json")
 	if err != nil {
 		t.Fatal(err)
 	}

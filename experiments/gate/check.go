@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -156,14 +155,9 @@ func values(roots []string, r Rule) ([]float64, error) {
 			if d.IsDir() || d.Name() != "summary.json" {
 				return nil
 			}
-			f, err := os.Open(path)
+			s, err := metrics.ReadSummaryFile(path)
 			if err != nil {
 				return err
-			}
-			defer f.Close()
-			s, err := metrics.ReadSummary(f)
-			if err != nil {
-				return fmt.Errorf("%s: %w", path, err)
 			}
 			v, err := s.Value(r.Metric)
 			if err != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -161,5 +163,12 @@ func TestTimeseriesRows(t *testing.T) {
 func TestReadSummaryRejectsUnknownKeys(t *testing.T) {
 	if _, err := ReadSummary(strings.NewReader(`{"scenario":"x","p99":3}`)); err == nil || !strings.Contains(err.Error(), "p99") {
 		t.Errorf("err = %v, want one naming the unknown key", err)
+	}
+	path := filepath.Join(t.TempDir(), "summary.json")
+	if err := os.WriteFile(path, []byte(`{"scenario":"x","p99":3}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadSummaryFile(path); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "p99") {
+		t.Errorf("err = %v, want one naming the file and the unknown key", err)
 	}
 }

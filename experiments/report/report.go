@@ -91,14 +91,9 @@ func (g *generator) summary(scenario, mode, system string) (*metrics.Summary, er
 	if s, ok := g.summaries[key]; ok {
 		return s, nil
 	}
-	f, err := os.Open(filepath.Join(g.root, ResultsDir, key, "summary.json"))
+	s, err := metrics.ReadSummaryFile(filepath.Join(g.root, ResultsDir, key, "summary.json"))
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	s, err := metrics.ReadSummary(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", f.Name(), err)
 	}
 	g.summaries[key] = s
 	return s, nil

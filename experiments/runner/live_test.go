@@ -54,12 +54,7 @@ func shortStorm(t *testing.T, d string, sets ...scenario.Set) *scenario.Scenario
 // writtenSummary reads the summary.json a run wrote into dir.
 func writtenSummary(t *testing.T, dir string) *metrics.Summary {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s, err := metrics.ReadSummary(f)
+	s, err := metrics.ReadSummaryFile(filepath.Join(dir, "summary.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
