@@ -63,7 +63,9 @@ everything the run started and writes nothing.`,
 					runner.LiveEstimate(sc, len(systems)).Round(time.Minute), len(systems), sc.Live.Duration, runner.LiveSetup)
 				return nil
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			// A closed pipe on its output (churnlab run | head) stops the run
+			// like Ctrl-C, cleaning up, where SIGPIPE would kill it outright.
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
 			defer stop()
 			if uplinkKind != runner.UplinkTokenBucket && uplinkKind != runner.UplinkTC {
 				return badInput{fmt.Errorf("--uplink %q: want %s or %s", uplinkKind, runner.UplinkTokenBucket, runner.UplinkTC)}
