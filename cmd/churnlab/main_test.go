@@ -95,7 +95,7 @@ func TestSimWritesBothSystems(t *testing.T) {
 	}
 	for _, system := range []string{"baseline", "reference"} {
 		dir := filepath.Join(out, "restart-storm", "sim", system)
-		s, err := metrics.ReadSummaryFile(filepath.Join(dir, "summary.json"))
+		s, err := metrics.ReadFile(filepath.Join(dir, "summary.json"), metrics.ReadSummary)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +145,7 @@ func TestSimSetOverridesAndComparison(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	s, err := metrics.ReadSummaryFile(filepath.Join(out, "restart-storm", "sim", "baseline", "summary.json"))
+	s, err := metrics.ReadFile(filepath.Join(out, "restart-storm", "sim", "baseline", "summary.json"), metrics.ReadSummary)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestSimSetOverridesAndComparison(t *testing.T) {
 // old and new values.
 func TestGateFailsOnAnInjectedRegression(t *testing.T) {
 	t.Chdir("../..") // the gate finds scenarios and results/ from the repository's root
-	committed, err := metrics.ReadSummaryFile("results/restart-storm/sim/reference/summary.json")
+	committed, err := metrics.ReadFile("results/restart-storm/sim/reference/summary.json", metrics.ReadSummary)
 	if err != nil {
 		t.Fatal(err)
 	}

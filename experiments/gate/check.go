@@ -155,7 +155,7 @@ func values(roots []string, r Rule) ([]float64, error) {
 			if d.IsDir() || d.Name() != "summary.json" {
 				return nil
 			}
-			s, err := metrics.ReadSummaryFile(path)
+			s, err := metrics.ReadFile(path, metrics.ReadSummary)
 			if err != nil {
 				return err
 			}

@@ -168,7 +168,7 @@ func TestReadSummaryRejectsUnknownKeys(t *testing.T) {
 	if err := os.WriteFile(path, []byte(`{"scenario":"x","p99":3}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadSummaryFile(path); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "p99") {
+	if _, err := ReadFile(path, ReadSummary); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "p99") {
 		t.Errorf("err = %v, want one naming the file and the unknown key", err)
 	}
 }

@@ -185,18 +185,20 @@ func (s *Summary) Write(w io.Writer) error {
 	return err
 }
 
-// ReadSummaryFile reads the summary.json at path; an error names the file.
-func ReadSummaryFile(path string) (*Summary, error) {
+// ReadFile reads the file at path with read (ReadSummary, ReadTimeseries,
+// ReadSweep); a read error names the file, and one from opening it is
+// os.Open's own (errors.Is(err, fs.ErrNotExist) holds for a missing file).
+func ReadFile[T any](path string, read func(io.Reader) (*T, error)) (*T, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	s, err := ReadSummary(f)
+	v, err := read(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return s, nil
+	return v, nil
 }
 
 // ReadSummary reads a summary.json, rejecting unknown keys so that a file

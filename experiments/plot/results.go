@@ -135,19 +135,11 @@ func modesIn(dir string) ([]string, error) {
 
 // readSeries reads a timeseries.csv, or nil if there is none.
 func readSeries(path string) (*metrics.Timeseries, error) {
-	f, err := os.Open(path)
+	ts, err := metrics.ReadFile(path, metrics.ReadTimeseries)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	ts, err := metrics.ReadTimeseries(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return ts, nil
+	return ts, err
 }
 
 type namedChart struct {

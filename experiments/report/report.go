@@ -91,7 +91,7 @@ func (g *generator) summary(scenario, mode, system string) (*metrics.Summary, er
 	if s, ok := g.summaries[key]; ok {
 		return s, nil
 	}
-	s, err := metrics.ReadSummaryFile(filepath.Join(g.root, ResultsDir, key, "summary.json"))
+	s, err := metrics.ReadFile(filepath.Join(g.root, ResultsDir, key, "summary.json"), metrics.ReadSummary)
 	if err != nil {
 		return nil, err
 	}
@@ -404,16 +404,7 @@ func (g *generator) ablations() (string, error) {
 // sweep reads results/<scenario>/sim/sweep.csv.
 func (g *generator) sweep(scenario string) (*metrics.SweepTable, error) {
 	path := filepath.Join(g.root, ResultsDir, scenario, "sim", "sweep.csv")
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	t, err := metrics.ReadSweep(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return t, nil
+	return metrics.ReadFile(path, metrics.ReadSweep)
 }
 
 // sweepTable is results/<scenario>/sim/sweep.csv as a table, its knee in
@@ -565,14 +556,9 @@ func (g *generator) plot(path, alt string) (string, error) {
 // timeseries.csv counts in [from, to) seconds.
 func (g *generator) successBetween(scenario, mode, system string, from, to float64) (float64, error) {
 	path := filepath.Join(g.root, ResultsDir, scenario, mode, system, "timeseries.csv")
-	f, err := os.Open(path)
+	ts, err := metrics.ReadFile(path, metrics.ReadTimeseries)
 	if err != nil {
 		return 0, err
-	}
-	defer f.Close()
-	ts, err := metrics.ReadTimeseries(f)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
 	}
 	t, n, ok := ts.Column("t_s"), ts.Column("requests"), ts.Column("success_ratio")
 	var total, good float64

@@ -54,7 +54,7 @@ func shortStorm(t *testing.T, d string, sets ...scenario.Set) *scenario.Scenario
 // writtenSummary reads the summary.json a run wrote into dir.
 func writtenSummary(t *testing.T, dir string) *metrics.Summary {
 	t.Helper()
-	s, err := metrics.ReadSummaryFile(filepath.Join(dir, "summary.json"))
+	s, err := metrics.ReadFile(filepath.Join(dir, "summary.json"), metrics.ReadSummary)
 	if err != nil {
 		t.Fatal(err)
 	}
