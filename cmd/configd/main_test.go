@@ -113,6 +113,28 @@ func TestServesAndStopsCleanly(t *testing.T) {
 	}
 }
 
+// TestDataDirInUseExits2: a second configd on a --data directory the
+// first holds exits 2 at once, saying the database is in use and naming
+// its file, instead of waiting on bbolt's lock for ever.
+func TestDataDirInUseExits2(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	data := t.TempDir()
+	startConfigd(ctx, t, "--store", "bbolt", "--data", data, "--listen", "127.0.0.1:0")
+	exit := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() { exit <- run(ctx, []string{"--store", "bbolt", "--data", data, "--listen", "127.0.0.1:0"}, &stderr, nil) }()
+	select {
+	case code := <-exit:
+		file := filepath.Join(data, "configd.db")
+		if code != 2 || !strings.Contains(stderr.String(), "database in use") || !strings.Contains(stderr.String(), file) {
+			t.Errorf("second configd on %s: exit %d, %q; want 2 saying the database %s is in use", data, code, stderr.String(), file)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("second configd on the same --data did not exit within 10 s")
+	}
+}
+
 // TestSignedTokenFromMintToken: a token from configd mint-token lets an
 // admin write to a configd started with --token-key, and a request with
 // none is refused.

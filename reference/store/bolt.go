@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 var (
@@ -37,9 +40,40 @@ type boltRecord struct {
 	Version  uint64            `json:"version"`
 }
 
-// OpenBolt opens (creating if needed) the store file at path.
-func OpenBolt(path string) (*Bolt, error) {
-	db, err := bolt.Open(path, 0o600, nil)
+// DefaultLockTimeout is how long OpenBolt waits for the file's lock
+// before it gives up with ErrInUse.
+const DefaultLockTimeout = time.Second
+
+// BoltOption configures OpenBolt.
+type BoltOption func(*boltOptions)
+
+type boltOptions struct {
+	lockTimeout time.Duration
+}
+
+// WithLockTimeout sets how long OpenBolt waits for another process to
+// release the file (default DefaultLockTimeout). It must be above 0:
+// bbolt would otherwise wait for ever.
+func WithLockTimeout(d time.Duration) BoltOption {
+	return func(o *boltOptions) { o.lockTimeout = d }
+}
+
+// OpenBolt opens (creating if needed) the store file at path. bbolt
+// allows one process a file: when another holds it, OpenBolt waits the
+// lock timeout and fails with an error wrapping ErrInUse that names the
+// file, instead of waiting for ever.
+func OpenBolt(path string, opts ...BoltOption) (*Bolt, error) {
+	o := boltOptions{lockTimeout: DefaultLockTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.lockTimeout <= 0 {
+		return nil, fmt.Errorf("store: opening %s: lock timeout must be above 0, got %s", path, o.lockTimeout)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.lockTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s is locked by another process (another configd with the same data directory?); gave up waiting after %s", ErrInUse, path, o.lockTimeout)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}

@@ -55,6 +55,9 @@ var (
 	ErrNotFound = errors.New("store: hunt not found")
 	// ErrUnavailable: the store cannot be reached; the caller may retry.
 	ErrUnavailable = errors.New("store: unavailable")
+	// ErrInUse: OpenBolt's file is locked by another process, which must
+	// stop first (bbolt allows one process a file).
+	ErrInUse = errors.New("store: database in use")
 )
 
 // ValidateHunt checks what a hunt's ID and labels must be: Kubernetes

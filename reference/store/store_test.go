@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,4 +158,52 @@ func TestEtcdOutage(t *testing.T) {
 	if ev := next(t, events); ev.Hunt.Version != v || string(ev.Hunt.Fragment) != "z" {
 		t.Errorf("watch after the restart delivered %+v, want h-1 at %d", ev, v)
 	}
+}
+
+// TestOpenBoltInUse: a file another process (here, another open) holds
+// fails at once with ErrInUse and names the file, instead of waiting on
+// bbolt's lock for ever; bad options are refused.
+func TestOpenBoltInUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "configd.db")
+	first, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	cases := []struct {
+		name  string
+		opts  []BoltOption
+		is    error // nil: any error
+		want  string
+		under time.Duration
+	}{
+		// sad: the lock is held
+		{"default timeout", nil, ErrInUse, path + " is locked by another process", DefaultLockTimeout + 5*time.Second},
+		{"short timeout", []BoltOption{WithLockTimeout(50 * time.Millisecond)}, ErrInUse, "gave up waiting after 50ms", 5 * time.Second},
+		// sad: a timeout of 0 would wait for ever
+		{"zero timeout", []BoltOption{WithLockTimeout(0)}, nil, "lock timeout must be above 0", time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			s, err := OpenBolt(path, c.opts...)
+			if err == nil {
+				s.Close()
+				t.Fatal("opened a file another open holds")
+			}
+			if took := time.Since(start); took > c.under {
+				t.Errorf("took %s, want under %s", took, c.under)
+			}
+			if (c.is != nil && !errors.Is(err, c.is)) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v; want %v saying %q", err, c.is, c.want)
+			}
+		})
+	}
+	// happy: once the holder closes, the file opens.
+	first.Close()
+	again, err := OpenBolt(path, WithLockTimeout(50*time.Millisecond))
+	if err != nil {
+		t.Fatalf("after the holder closed: %v", err)
+	}
+	again.Close()
 }
