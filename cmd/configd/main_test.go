@@ -123,7 +123,9 @@ func TestDataDirInUseExits2(t *testing.T) {
 	startConfigd(ctx, t, "--store", "bbolt", "--data", data, "--listen", "127.0.0.1:0")
 	exit := make(chan int, 1)
 	var stderr bytes.Buffer
-	go func() { exit <- run(ctx, []string{"--store", "bbolt", "--data", data, "--listen", "127.0.0.1:0"}, &stderr, nil) }()
+	go func() {
+		exit <- run(ctx, []string{"--store", "bbolt", "--data", data, "--listen", "127.0.0.1:0"}, &stderr, nil)
+	}()
 	select {
 	case code := <-exit:
 		file := filepath.Join(data, "configd.db")
