@@ -4,7 +4,11 @@ SHELL := /bin/bash
 
 SCENARIO ?= restart-storm
 MODE     ?= all
-OUT      ?= results
+# Your runs go to runs/ (ignored by git). results/ holds the committed,
+# canonical runs that REPORT.md, the tests and the gates read; only
+# `make record` (or OUT=results) writes there.
+OUT      ?= runs
+RESULTS  := results
 FUZZTIME ?= 2m
 BENCHCOUNT ?= 6
 
@@ -23,13 +27,14 @@ help: ## print this list
 	@echo "scenarios: $$(ls experiments/scenarios/*.yaml | xargs -n1 basename | sed 's/\.yaml$$//' | tr '\n' ' ')"
 
 bin/churnlab: FORCE
+	@test -x $@ || echo "building bin/churnlab (first time on a machine: about 3.5 min on 2 cores, downloading ~300 MB of Go modules; afterwards seconds)"
 	@go build -o $@ ./cmd/churnlab
 
 .PHONY: FORCE
 FORCE:
 
 .PHONY: experiment
-experiment: bin/churnlab ## run SCENARIO (default restart-storm) in MODE (sim, live or all: sim at full and live scale, then live) into results/
+experiment: bin/churnlab ## run SCENARIO (default restart-storm) in MODE (sim, live or all: sim at full and live scale, then live) into OUT (default runs/)
 	@test -f $(SCENARIO_FILE) || { echo "no scenario $(SCENARIO): $(SCENARIO_FILE) does not exist"; exit 2; }
 	@case "$(MODE)" in sim|live|all) ;; *) echo "MODE=$(MODE): want sim, live or all"; exit 2;; esac
 	@bin/churnlab validate -f $(SCENARIO_FILE)
@@ -44,9 +49,14 @@ experiment: bin/churnlab ## run SCENARIO (default restart-storm) in MODE (sim, l
 	  bin/churnlab run -f $(SCENARIO_FILE) --target local --out $(OUT); fi
 	@echo "step 4/4: plot $(SCENARIO)'s results, baseline against reference and sim against live (about 5 s)"
 	@bin/churnlab plot $(OUT)/$(SCENARIO) -f $(SCENARIO_FILE)
+	@echo "results in $(OUT)/$(SCENARIO)/ (the committed runs in $(RESULTS)/ are unchanged; make record SCENARIO=$(SCENARIO) replaces them)"
+
+.PHONY: record
+record: ## make experiment into results/, replacing SCENARIO's committed runs (then make report, and commit)
+	@$(MAKE) --no-print-directory experiment OUT=$(RESULTS)
 
 .PHONY: ablations
-ablations: bin/churnlab ## simulate every ablation of experiments/scenarios/ablations (T1-T6), baseline, into results/ (about 3 s)
+ablations: bin/churnlab ## simulate every ablation of experiments/scenarios/ablations (T1-T6), baseline, into OUT (OUT=results to record; about 3 s)
 	@for f in experiments/scenarios/ablations/*.yaml; do bin/churnlab sim -f $$f --system baseline --out $(OUT) >/dev/null || exit 1; echo "ablations: $$f"; done
 
 .PHONY: report
@@ -54,13 +64,13 @@ report: bin/churnlab ## regenerate REPORT.md from results/, the calibration tran
 	bin/churnlab report
 
 .PHONY: compare
-compare: bin/churnlab ## draw SCENARIO's charts from results/ (p99, egress, 429s, pods, leaderboard; sim vs live; the sweep), into results/SCENARIO/<mode>/*.png
-	@test -d $(OUT)/$(SCENARIO) || { echo "no results for $(SCENARIO) in $(OUT)/: run make experiment SCENARIO=$(SCENARIO) first"; exit 2; }
+compare: bin/churnlab ## draw SCENARIO's charts from OUT (p99, egress, 429s, pods, leaderboard; sim vs live; the sweep), into OUT/SCENARIO/<mode>/*.png
+	@test -d $(OUT)/$(SCENARIO) || { echo "no results for $(SCENARIO) in $(OUT)/: run make experiment SCENARIO=$(SCENARIO) OUT=$(OUT) first"; exit 2; }
 	@bin/churnlab plot $(OUT)/$(SCENARIO)
 
 .PHONY: gate
 gate: bin/churnlab ## CI gate: simulate what results/gate.yaml names and fail on a regression of p99 (and more) against the committed runs (about 2 s)
-	bin/churnlab gate --thresholds results/gate.yaml --rules sim
+	bin/churnlab gate --thresholds $(RESULTS)/gate.yaml --rules sim
 
 # The live gate plays GATE_SCENARIO's reference system REPEAT times for
 # GATE_LIVE (shortened from the file's live.duration to fit a coffee) and
@@ -76,7 +86,7 @@ gate-live: bin/churnlab controlplane ## live gate: REPEAT live runs of the refer
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	for i in $$(seq 1 $(REPEAT)); do echo "gate-live: run $$i of $(REPEAT) ($(GATE_SCENARIO), reference, $(GATE_LIVE) live, about 2 min)"; \
 	  $(GATE_RUN) $(GATE_SET) --out "$$tmp/run-$$i" >/dev/null || exit 1; done && \
-	bin/churnlab gate --thresholds results/gate.yaml --rules live "$$tmp"/run-*
+	bin/churnlab gate --thresholds $(RESULTS)/gate.yaml --rules live "$$tmp"/run-*
 
 .PHONY: gate-live-reference
 gate-live-reference: bin/churnlab controlplane ## record the live gate's reference: REPEAT live runs into results/GATE_SCENARIO/local/reference/run-N/ (about 9 min; commit them)
@@ -122,14 +132,15 @@ calibrate: ## replay the SEED-FACTS calibration transcript (sim/testdata/calibra
 	@echo "(sim/testdata/calibration.txt; after a model change: go test ./sim -run TestCalibration -rewrite, then read the diff)"
 
 .PHONY: knee
-knee: bin/churnlab ## L1: sweep the reconcile rate of the 2023 peak cluster and print the knee (about 1 s)
+knee: bin/churnlab ## L1: sweep the reconcile rate of the 2023 peak cluster and print the knee, into OUT (OUT=results to record; about 1 s)
 	bin/churnlab sweep -f experiments/scenarios/steady.yaml --param baseline.reconcileInterval --from 9s --to 3s --steps 13 --out $(OUT)
 
 .PHONY: bench
-bench: ## simulator benchmarks (engine, restart storm at 1x and 10x), BENCHCOUNT runs into results/bench.txt (REPORT.md reads it), summarised by benchstat
+bench: ## simulator benchmarks (engine, restart storm at 1x and 10x), BENCHCOUNT runs into OUT/bench.txt (REPORT.md reads results/bench.txt: OUT=results to record), summarised by benchstat
 	@echo "benchmarking the simulator, $(BENCHCOUNT) runs of each (about $$(( $(BENCHCOUNT) * 8 )) s)"
-	go test -run '^$$' -bench . -count $(BENCHCOUNT) ./sim/ | tee results/bench.txt
-	go run $(BENCHSTAT) results/bench.txt
+	@mkdir -p $(OUT)
+	go test -run '^$$' -bench . -count $(BENCHCOUNT) ./sim/ | tee $(OUT)/bench.txt
+	go run $(BENCHSTAT) $(OUT)/bench.txt
 
 .PHONY: bench-fanout
 bench-fanout: controlplane ## configd vs plain etcd watches fan-out, 180/1000/10000 streams (about 5 min)

@@ -164,3 +164,22 @@ func (p *retryPacer) Pace(time.Duration, uint64) (time.Duration, bool) {
 // Rate is 0: a round of retries has no rate of its own, its hits follow
 // the failures of the round before. (Attack paces by Pace alone.)
 func (p *retryPacer) Rate(time.Duration) float64 { return 0 }
+
+// Report writes `vegeta report`'s text for the raw results Attack wrote:
+// the committed, readable trace of a run's requests (the raw file is too
+// large to commit), which its summary.json can be checked against.
+func Report(raw io.Reader, w io.Writer) error {
+	var m vegeta.Metrics
+	dec := vegeta.NewDecoder(raw)
+	for {
+		var r vegeta.Result
+		if err := dec.Decode(&r); err == io.EOF {
+			break
+		} else if err != nil {
+			return fmt.Errorf("load: decoding vegeta results: %w", err)
+		}
+		m.Add(&r)
+	}
+	m.Close()
+	return vegeta.NewTextReporter(&m).Report(w)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -144,7 +145,8 @@ func TestAttackRecordsEveryResult(t *testing.T) {
 	if *s.Requests.Total != 200 || *s.Requests.SuccessRatio != 1 {
 		t.Errorf("%d requests, success %v; want 200 and 1", *s.Requests.Total, *s.Requests.SuccessRatio)
 	}
-	dec := vegeta.NewDecoder(&raw)
+	encoded := raw.Bytes()
+	dec := vegeta.NewDecoder(bytes.NewReader(encoded))
 	n := 0
 	for {
 		var r vegeta.Result
@@ -157,6 +159,26 @@ func TestAttackRecordsEveryResult(t *testing.T) {
 	}
 	if n != 200 {
 		t.Errorf("raw vegeta results: %d, want 200", n)
+	}
+	var report bytes.Buffer
+	if err := Report(bytes.NewReader(encoded), &report); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("Requests      [total, rate, throughput]         %d,", n),
+		"Success       [ratio]                           100.00%",
+		fmt.Sprintf("Status Codes  [code:count]                      200:%d", n),
+	} {
+		if !strings.Contains(report.String(), want) {
+			t.Errorf("vegeta report lacks %q:\n%s", want, report.String())
+		}
+	}
+}
+
+// TestReportRefusesGarbage: bad raw results are an error, not a report.
+func TestReportRefusesGarbage(t *testing.T) {
+	if err := Report(strings.NewReader("not vegeta results"), io.Discard); err == nil || !strings.Contains(err.Error(), "decoding vegeta results") {
+		t.Errorf("Report(garbage) = %v, want a decoding error", err)
 	}
 }
 

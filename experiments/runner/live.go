@@ -58,9 +58,28 @@ const (
 
 var gameLabels = map[string]string{"app": "game"}
 
+// liveSteps are the steps of one system's run, for the progress line,
+// each with about how long it takes on a 2-core machine; the run step
+// takes the scenario's live duration, and the bar moves with its clock.
+var liveSteps = []struct {
+	name  string
+	takes time.Duration
+}{
+	{"control plane", 15 * time.Second},
+	{"install", 5 * time.Second},
+	{"game pods", 5 * time.Second},
+	{"start system", 5 * time.Second},
+	{"pods in rotation", 15 * time.Second},
+	{"run", 0}, // live.duration
+	{"write results", 0},
+}
+
+// stepRun is liveSteps' run.
+const stepRun = 5
+
 // LiveSetup is about how long a system's live run takes besides the
 // scenario's live time: the control plane, the install, the first pods
-// and their health checks, measured on a 2-core machine.
+// and their health checks (liveSteps' sum), measured on a 2-core machine.
 const LiveSetup = 45 * time.Second
 
 // LiveEstimate is about how long RunLive takes for systems.
@@ -70,9 +89,10 @@ func LiveEstimate(sc *scenario.Scenario, systems int) time.Duration {
 
 // RunLive plays sc at live scale (Scenario.AtLiveScale) against each
 // system in turn, each on a fresh cluster from opts.Target, and writes
-// summary.json, timeseries.csv and vegeta's raw results (vegeta.bin) for
-// each. Everything a run starts is stopped when it ends, fails or ctx is
-// cancelled; files are written only for a run that finished.
+// summary.json, timeseries.csv, vegeta's raw results (vegeta.bin) and
+// its report of them (vegeta.txt) for each. Everything a run starts is
+// stopped when it ends, fails or ctx is cancelled; files are written only
+// for a run that finished.
 func RunLive(ctx context.Context, sc *scenario.Scenario, opts LiveOptions) ([]LiveOutput, error) {
 	systems := opts.Systems
 	if len(systems) == 0 {
@@ -122,11 +142,26 @@ type liveRun struct {
 	scrapes  metrics.ScrapeLog // written by sample only
 }
 
-// liveSteps names the steps of one system's run, for the progress line.
-var liveSteps = []string{"control plane", "install", "game pods", "start system", "pods in rotation", "run", "write results"}
+// step shows that step i of liveSteps has begun.
+func (l *liveRun) step(i int, detail string) { l.stepAt(i, 0, detail) }
 
-func (l *liveRun) step(i int, detail string) {
-	l.progress.show(fmt.Sprintf("live %s/%s", l.sc.Metadata.Name, l.system), i+1, len(liveSteps), liveSteps[i]+detail)
+// stepAt shows step i of liveSteps, elapsed into it: the bar is the
+// share of the run's expected time (LiveSetup plus live.duration) done.
+func (l *liveRun) stepAt(i int, elapsed time.Duration, detail string) {
+	var done, total time.Duration
+	for j, s := range liveSteps {
+		takes := s.takes
+		if j == stepRun {
+			takes = l.sc.Duration.D()
+		}
+		total += takes
+		if j < i {
+			done += takes
+		}
+	}
+	done = min(done+elapsed, total)
+	l.progress.show(fmt.Sprintf("live %s/%s", l.sc.Metadata.Name, l.system),
+		int(done/time.Second), int(total/time.Second), fmt.Sprintf("step %d/%d %s%s", i+1, len(liveSteps), liveSteps[i].name, detail))
 }
 
 // notef keeps a note for the summary's reader, and shows it.
@@ -317,7 +352,7 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	}
 	<-runCtx.Done()
 
-	l.step(6, " to "+l.dir)
+	l.step(len(liveSteps)-1, " to "+l.dir)
 	cancel()
 	running.Wait()
 	closeFeed()
@@ -330,6 +365,10 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	if err := rec.WriteTimeseries(&series); err != nil {
 		return out, err
 	}
+	var vegetaReport bytes.Buffer
+	if err := load.Report(bytes.NewReader(raw.Bytes()), &vegetaReport); err != nil {
+		return out, err
+	}
 	notes := strings.Join(l.notes, "\n")
 	if notes != "" {
 		notes += "\n"
@@ -338,6 +377,7 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 		resultFile{"summary.json", summaryJSON.Bytes()},
 		resultFile{"timeseries.csv", series.Bytes()},
 		resultFile{"vegeta.bin", raw.Bytes()},
+		resultFile{"vegeta.txt", vegetaReport.Bytes()},
 		resultFile{"scrapes.csv", l.scrapes.Bytes()},
 		resultFile{"notes.txt", []byte(notes)}); err != nil {
 		return out, err
@@ -460,7 +500,7 @@ func (l *liveRun) sample(ctx context.Context, system liveSystem, realizer *pod.R
 			lastLeader = leader
 		}
 		if i%10 == 0 && !first {
-			l.step(5, fmt.Sprintf(": %s of %s, pods %d (%d with config, %d in rotation), egress %.1f MB/s, operator API requests %.0f (429: %.0f)",
+			l.stepAt(stepRun, t, fmt.Sprintf(": %s of %s, pods %d (%d with config, %d in rotation), egress %.1f MB/s, operator API requests %.0f (429: %.0f)",
 				t.Truncate(time.Second), l.sc.Duration, total, ready, lb.InRotation(), delta/1e6, api, n429))
 		}
 	}

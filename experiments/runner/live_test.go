@@ -95,7 +95,7 @@ func TestLiveRunOfBothSystems(t *testing.T) {
 		t.Fatalf("%d outputs, want one per system", len(outs))
 	}
 	for _, o := range outs {
-		for _, f := range []string{"summary.json", "timeseries.csv", "vegeta.bin", "notes.txt", "scrapes.csv"} {
+		for _, f := range []string{"summary.json", "timeseries.csv", "vegeta.bin", "vegeta.txt", "notes.txt", "scrapes.csv"} {
 			if _, err := os.Stat(filepath.Join(o.Dir, f)); err != nil {
 				t.Errorf("%s: %v", o.System, err)
 			}
