@@ -17,11 +17,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -66,7 +68,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	)
 	fs.IntVar(&opts.L1Entries, "l1-entries", 1000, "L1 cache entries (R5)")
 	fs.IntVar(&opts.L1Bytes, "l1-bytes", 1000*512, "L1 cache bytes (R5)")
-	fs.IntVar(&opts.MaxFragmentBytes, "max-fragment-bytes", 1<<20, "largest fragment Put accepts")
+	opts.MaxFragmentBytes = 1 << 20
+	fs.Var((*byteSize)(&opts.MaxFragmentBytes), "max-fragment-bytes", "largest fragment Put accepts, in bytes or with KiB, MiB or GiB (agents must accept as much: agent.Options.MaxMessageBytes, 64 MiB by default)")
 	fs.IntVar(&opts.Backlog, "backlog", 1024, "changes kept for streams that fall behind; a stream further behind resyncs")
 	fs.DurationVar(&opts.Keepalive, "keepalive", 30*time.Second, "keepalive ping interval (R7)")
 	fs.IntVar(&opts.CatchUps, "catch-ups", 64, "streams caught up at once")
@@ -173,6 +176,30 @@ func serve(ctx context.Context, srv *server.Server, grpcOpts []grpc.ServerOption
 		ready <- l.Addr().String()
 	}
 	return srv.Serve(ctx, l, grpcOpts...)
+}
+
+// byteSize is a flag of bytes: 1048576, 512KiB, 6MiB or 1GiB.
+type byteSize int
+
+func (b *byteSize) String() string { return strconv.Itoa(int(*b)) }
+
+func (b *byteSize) Set(s string) error {
+	n, unit := s, 1
+	for _, u := range []struct {
+		suffix string
+		bytes  int
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if cut, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, unit = cut, u.bytes
+			break
+		}
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(n))
+	if err != nil || v < 0 || v > math.MaxInt32/unit {
+		return fmt.Errorf("want a number of bytes, e.g. 1048576, 512KiB or 6MiB, got %q", s)
+	}
+	*b = byteSize(v * unit)
+	return nil
 }
 
 // mintToken prints a signed token: configd mint-token --key FILE --role

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/churnlab/churnlab/reference/agent"
+	"github.com/churnlab/churnlab/reference/cache"
 	pb "github.com/churnlab/churnlab/reference/proto"
 )
 
@@ -34,6 +36,9 @@ func TestBadFlagsExit2(t *testing.T) {
 		{[]string{"--bogus"}, "flag provided but not defined"},
 		{[]string{"--data", t.TempDir(), "--token-key", "/nonexistent"}, "--token-key"},
 		{[]string{"mint-token", "--key", "/nonexistent"}, "--key"},
+		{[]string{"--data", t.TempDir(), "--max-fragment-bytes", "lots"}, `want a number of bytes, e.g. 1048576, 512KiB or 6MiB, got "lots"`},
+		{[]string{"--data", t.TempDir(), "--max-fragment-bytes", "2GiB"}, "want a number of bytes"},
+		{[]string{"--data", t.TempDir(), "--max-fragment-bytes", "1025MiB"}, "over the 1073741824-byte limit"},
 	}
 	for _, c := range cases {
 		var stderr bytes.Buffer
@@ -134,6 +139,61 @@ func TestDataDirInUseExits2(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("second configd on the same --data did not exit within 10 s")
+	}
+}
+
+// TestLargeFragments: with --max-fragment-bytes 6MiB, a 5 MiB Put
+// succeeds (gRPC's own 4 MiB receive limit used to refuse it) and an
+// agent watching the hunt receives it; a fragment one byte over the limit
+// is refused with InvalidArgument naming the limit.
+func TestLargeFragments(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, _, _ := startConfigd(ctx, t, "--store", "bbolt", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--max-fragment-bytes", "6MiB")
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	admin := pb.NewConfigAdminClient(conn)
+	cases := []struct {
+		name  string
+		bytes int
+		code  codes.Code
+		msg   string
+	}{
+		// happy: over gRPC's default 4 MiB, within the flag's 6 MiB
+		{"5 MiB", 5 << 20, codes.OK, ""},
+		{"exactly 6 MiB", 6 << 20, codes.OK, ""},
+		// sad: over the flag's limit
+		{"6 MiB and a byte", 6<<20 + 1, codes.InvalidArgument, "is 6291457 bytes, over the 6291456-byte limit"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := admin.Put(ctx, &pb.PutRequest{Hunt: "h-big", Fragment: bytes.Repeat([]byte("x"), c.bytes)})
+			if status.Code(err) != c.code || !strings.Contains(status.Convert(err).Message(), c.msg) {
+				t.Errorf("Put of %d bytes: %v; want %s with %q", c.bytes, err, c.code, c.msg)
+			}
+		})
+	}
+	// The last fragment accepted (6 MiB) reaches an agent with its default options.
+	l2, err := cache.OpenL2(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Options{Endpoints: []string{addr}, Node: "node-1", L2: l2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stopAgent := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { a.Run(runCtx); close(done) }() //nolint:errcheck // nil when ctx ends
+	defer func() { stopAgent(); <-done }()
+	acquireCtx, cancelAcquire := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelAcquire()
+	f, _, err := a.Acquire(acquireCtx, "game-1", "h-big")
+	if err != nil || len(f) != 6<<20 {
+		t.Errorf("agent Acquire: %d bytes, %v; want the 6 MiB fragment", len(f), err)
 	}
 }
 

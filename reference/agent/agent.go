@@ -46,7 +46,17 @@ type Options struct {
 	OnUpdate func(hunt string, version uint64)
 	// Seed seeds the backoff jitter, so that tests can repeat it.
 	Seed uint64
+	// MaxMessageBytes is the largest update the agent accepts from the
+	// service: at least the service's largest fragment (configd
+	// --max-fragment-bytes) and a little more for the envelope. Default
+	// DefaultMaxMessageBytes.
+	MaxMessageBytes int
 }
+
+// DefaultMaxMessageBytes is Options.MaxMessageBytes's default: room for
+// fragments far above configd's default limit of 1 MiB (gRPC's own
+// default of 4 MiB would refuse a 5 MiB fragment the service accepted).
+const DefaultMaxMessageBytes = 64 << 20
 
 // Agent keeps one stream for a node's pods. Its methods are safe for
 // concurrent use.
@@ -105,6 +115,12 @@ func New(opts Options) (*Agent, error) {
 	}
 	if opts.TLS == nil {
 		opts.TLS = insecure.NewCredentials()
+	}
+	if opts.MaxMessageBytes == 0 {
+		opts.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if opts.MaxMessageBytes < 0 {
+		return nil, fmt.Errorf("agent: MaxMessageBytes %d: must be above 0", opts.MaxMessageBytes)
 	}
 	return &Agent{
 		opts:      opts,
@@ -278,6 +294,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if conns[j] == nil {
 			c, err := grpc.NewClient(a.opts.Endpoints[j],
 				grpc.WithTransportCredentials(a.opts.TLS),
+				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(a.opts.MaxMessageBytes)),
 				grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: a.opts.Keepalive, Timeout: 10 * time.Second, PermitWithoutStream: true}))
 			if err != nil {
 				return nil, fmt.Errorf("agent: endpoint %s: %w", a.opts.Endpoints[j], err)

@@ -28,7 +28,7 @@ type Options struct {
 	Tokens           *Tokens              // nil: auth off
 	L1Entries        int                  // default 1000 (R5)
 	L1Bytes          int                  // default 1000 x 512 B (R5)
-	MaxFragmentBytes int                  // Put refuses larger fragments; default 1 MiB
+	MaxFragmentBytes int                  // Put refuses larger fragments; default 1 MiB, at most MaxFragmentLimit
 	Backlog          int                  // changes kept for streams that fall behind; one further behind resyncs; default 1024
 	Keepalive        time.Duration        // server pings idle connections this often; default 30 s (R7)
 	StoreCheck       time.Duration        // the store is pinged this often, and must answer within it; default 1 s
@@ -39,6 +39,18 @@ type Options struct {
 	// Now tells the time; configurable so that tests can control it.
 	Now func() time.Time
 }
+
+// MaxFragmentLimit is the largest Options.MaxFragmentBytes: a protobuf
+// message cannot reach 2 GiB, and a fragment travels in one.
+const MaxFragmentLimit = 1 << 30
+
+// envelopeHeadroom is the room a Put request gets above its fragment, for
+// its hunt id and labels.
+const envelopeHeadroom = 1 << 20
+
+// grpcDefaultRecvBytes is gRPC's own default receive limit, which the
+// server never goes below.
+const grpcDefaultRecvBytes = 4 << 20
 
 // Server is one replica of the reference config service.
 type Server struct {
@@ -112,6 +124,9 @@ func New(opts Options) (*Server, error) {
 	if opts.L1Entries < 0 || opts.L1Bytes < 0 || opts.MaxFragmentBytes < 0 || opts.Backlog < 1 || opts.CatchUps < 1 || opts.CatchUpWaiters < 0 {
 		return nil, fmt.Errorf("server: L1 bounds, fragment limit, backlog and catch-up limits must be positive")
 	}
+	if opts.MaxFragmentBytes > MaxFragmentLimit {
+		return nil, fmt.Errorf("server: MaxFragmentBytes %d is over the %d-byte limit of a protobuf message's fragment", opts.MaxFragmentBytes, MaxFragmentLimit)
+	}
 	s := &Server{
 		opts:     opts,
 		l1:       cache.NewL1(opts.L1Entries, opts.L1Bytes),
@@ -130,14 +145,26 @@ func New(opts Options) (*Server, error) {
 
 // GRPCOptions returns the server options the service needs: its codec,
 // which sends a change encoded once to every stream (a server built
-// without these options cannot send updates), and keepalive pings every
-// Options.Keepalive (R7), with clients allowed to ping as often.
+// without these options cannot send updates); a receive limit that fits a
+// Put of the largest fragment allowed (MaxRecvBytes); and keepalive pings
+// every Options.Keepalive (R7), with clients allowed to ping as often.
 func (s *Server) GRPCOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ForceServerCodecV2(newSharedEncodingCodec()),
+		grpc.MaxRecvMsgSize(s.MaxRecvBytes()),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.opts.Keepalive, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
+}
+
+// MaxRecvBytes is the largest request the server reads: a Put of
+// Options.MaxFragmentBytes with room for its hunt id and labels, and never
+// less than gRPC's default of 4 MiB. A Put over MaxFragmentBytes but
+// within it is refused with InvalidArgument and the limit; one past it,
+// by gRPC itself with ResourceExhausted. Clients of Watch must accept
+// messages of MaxFragmentBytes and a little more (agent.Options.MaxMessageBytes).
+func (s *Server) MaxRecvBytes() int {
+	return max(grpcDefaultRecvBytes, s.opts.MaxFragmentBytes+envelopeHeadroom)
 }
 
 // Register adds the config services, health and reflection to g.
