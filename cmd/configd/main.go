@@ -215,9 +215,21 @@ func mintToken(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "configd mint-token: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *keyFile == "" {
+		fmt.Fprintln(stderr, "configd mint-token: missing --key FILE, the signing key configd --token-key reads")
+		return 2
+	}
 	key, err := server.LoadSigningKey(*keyFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "configd mint-token: --key: %v\n", err)
+		return 2
+	}
+	if *role == "pod" && strings.TrimSpace(*scope) == "" {
+		fmt.Fprintln(stderr, "configd mint-token: --role pod needs --scope SELECTOR, the label selector its watches must stay within, e.g. --scope hunt=h-17")
 		return 2
 	}
 	token, err := server.Mint(key, server.Claims{Audience: *audience, Expires: time.Now().Add(*ttl), Role: *role, Scope: *scope})

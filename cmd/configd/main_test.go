@@ -23,6 +23,10 @@ import (
 )
 
 func TestBadFlagsExit2(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "key.bin")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("s", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		want string
@@ -36,6 +40,10 @@ func TestBadFlagsExit2(t *testing.T) {
 		{[]string{"--bogus"}, "flag provided but not defined"},
 		{[]string{"--data", t.TempDir(), "--token-key", "/nonexistent"}, "--token-key"},
 		{[]string{"mint-token", "--key", "/nonexistent"}, "--key"},
+		{[]string{"mint-token", "--key", keyFile, "--role", "pod"}, "--role pod needs --scope SELECTOR"},
+		{[]string{"mint-token", "--key", keyFile, "--role", "pod", "--scope", "hunt in (x"}, `a pod token needs a valid scope selector; "hunt in (x" is not one`},
+		{[]string{"mint-token", "--role", "admin"}, "missing --key FILE"},
+		{[]string{"mint-token", "--key", keyFile, "extra"}, `unexpected arguments ["extra"]`},
 		{[]string{"--data", t.TempDir(), "--max-fragment-bytes", "lots"}, `want a number of bytes, e.g. 1048576, 512KiB or 6MiB, got "lots"`},
 		{[]string{"--data", t.TempDir(), "--max-fragment-bytes", "2GiB"}, "want a number of bytes"},
 		{[]string{"--data", t.TempDir(), "--max-fragment-bytes", "1025MiB"}, "over the 1073741824-byte limit"},
@@ -44,6 +52,9 @@ func TestBadFlagsExit2(t *testing.T) {
 		var stderr bytes.Buffer
 		if code := run(context.Background(), c.args, &stderr, nil); code != 2 || !strings.Contains(stderr.String(), c.want) {
 			t.Errorf("configd %v: exit %d, %q; want 2 and %q", c.args, code, stderr.String(), c.want)
+		}
+		if strings.Contains(stderr.String(), "<nil>") {
+			t.Errorf("configd %v: %q prints <nil> instead of what is missing", c.args, stderr.String())
 		}
 	}
 }

@@ -36,6 +36,9 @@ func (s *Server) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.DeleteR
 	if err := s.opts.Tokens.authorizeAdmin(ctx); err != nil {
 		return nil, err
 	}
+	if req.GetHunt() == "" {
+		return nil, status.Error(codes.InvalidArgument, store.ErrNoHuntID.Error())
+	}
 	if err := s.opts.Store.Delete(ctx, req.GetHunt()); err != nil {
 		return nil, storeStatus(err)
 	}

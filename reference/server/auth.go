@@ -49,10 +49,12 @@ func ParseTokens(r io.Reader, name string) (*Tokens, error) {
 			problems = append(problems, fmt.Sprintf("%s:%d: empty token", name, line))
 		case kind == "admin" && selector == "":
 			t.admin[token] = true
+		case kind == "pod" && strings.TrimSpace(selector) == "":
+			problems = append(problems, fmt.Sprintf("%s:%d: a pod token needs a scope, a label selector such as hunt=h-17, as its third field (TOKEN,pod,SELECTOR)", name, line))
 		case kind == "pod":
 			sel, err := labels.Parse(selector)
-			if err != nil || selector == "" {
-				problems = append(problems, fmt.Sprintf("%s:%d: pod token needs a valid selector: %v", name, line, err))
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s:%d: pod token needs a valid selector as its third field, got %q: %v", name, line, selector, err))
 				continue
 			}
 			t.pod[token] = append(t.pod[token], sel)
@@ -79,14 +81,18 @@ func LoadTokens(path string) (*Tokens, error) {
 	return ParseTokens(f, path)
 }
 
+// bearer returns the token of ctx's "authorization: Bearer TOKEN"
+// metadata. The scheme's name is case-insensitive, as everywhere in HTTP
+// (RFC 7235 section 2.1): bearer and BEARER do as well as Bearer.
 func bearer(ctx context.Context) (string, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	values := md.Get("authorization")
 	if len(values) == 0 {
 		return "", status.Error(codes.Unauthenticated, "missing authorization: Bearer <token>")
 	}
-	token, ok := strings.CutPrefix(values[0], "Bearer ")
-	if !ok || token == "" {
+	scheme, token, _ := strings.Cut(strings.TrimSpace(values[0]), " ")
+	token = strings.TrimLeft(token, " ")
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return "", status.Error(codes.Unauthenticated, "malformed authorization header; want Bearer <token>")
 	}
 	return token, nil

@@ -221,10 +221,21 @@ func TestBadRequestsGetStatusCodes(t *testing.T) {
 			_, err := admin.Put(withToken(bg, adminToken), &pb.PutRequest{Hunt: "no spaces please"})
 			return err
 		}(), codes.InvalidArgument, "not a valid label value"},
+		{"no hunt id", func() error {
+			_, err := admin.Put(withToken(bg, adminToken), &pb.PutRequest{Fragment: []byte("x")})
+			return err
+		}(), codes.InvalidArgument, "a hunt id is required"},
+		{"delete without hunt id", func() error {
+			_, err := admin.Delete(withToken(bg, adminToken), &pb.DeleteRequest{})
+			return err
+		}(), codes.InvalidArgument, "a hunt id is required"},
 	}
 	for _, c := range cases {
 		if status.Code(c.err) != c.code || !strings.Contains(status.Convert(c.err).Message(), c.msg) {
 			t.Errorf("%s: %v; want %s with %q", c.name, c.err, c.code, c.msg)
+		}
+		if msg := status.Convert(c.err).Message(); strings.Contains(msg, "<nil>") || strings.Contains(msg, "[]") {
+			t.Errorf("%s: %q prints an empty value instead of saying what is wrong", c.name, msg)
 		}
 	}
 	// Within scope is allowed, narrower or equal.
@@ -245,6 +256,77 @@ func TestTokensFileErrorsNameTheLine(t *testing.T) {
 	for _, want := range []string{"tokens.csv:2: empty token", "tokens.csv:3: pod token needs a valid selector", "tokens.csv:4: want TOKEN,admin"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// TestTokensFileLines: each kind of line a tokens file may hold, and what
+// a bad one is told; no message prints an empty error (<nil>).
+func TestTokensFileLines(t *testing.T) {
+	cases := []struct {
+		name, line string
+		want       string // "" for a good line
+	}{
+		// happy
+		{"admin", "a,admin", ""},
+		{"pod with a scope", "p,pod,hunt=h-17", ""},
+		{"pod with a scope holding commas", "p,pod,hunt in (h-1,h-2)", ""},
+		// sad
+		{"pod without a scope", "x,pod", "tokens.csv:1: a pod token needs a scope, a label selector such as hunt=h-17, as its third field"},
+		{"pod with an empty scope", "x,pod,", "tokens.csv:1: a pod token needs a scope"},
+		{"pod with a blank scope", "x,pod, ", "tokens.csv:1: a pod token needs a scope"},
+		{"pod with a bad scope", "x,pod,hunt in (x", `tokens.csv:1: pod token needs a valid selector as its third field, got "hunt in (x"`},
+		{"admin with a scope", "x,admin,hunt=h-1", "tokens.csv:1: want TOKEN,admin or TOKEN,pod,SELECTOR"},
+		{"no role", "x", "tokens.csv:1: want TOKEN,admin or TOKEN,pod,SELECTOR"},
+		{"no token", ",pod,hunt=h-1", "tokens.csv:1: empty token"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseTokens(strings.NewReader(c.line+"\n"), "tokens.csv")
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("%q refused: %v", c.line, err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("%q: %v; want an error saying %q", c.line, err, c.want)
+			case err != nil && strings.Contains(err.Error(), "<nil>"):
+				t.Errorf("%q: %v prints <nil> instead of what is missing", c.line, err)
+			}
+		})
+	}
+}
+
+// TestBearerSchemeIsCaseInsensitive: the authorization scheme's name is
+// case-insensitive (RFC 7235 section 2.1), so bearer and BEARER work as
+// Bearer does; anything else is refused as malformed.
+func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	tokens, err := ParseTokens(strings.NewReader(testTokens), "tokens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, conn := startServer(t, boltStore(t), Options{Tokens: tokens})
+	admin := pb.NewConfigAdminClient(conn)
+	cases := []struct {
+		header string
+		code   codes.Code
+	}{
+		// happy
+		{"Bearer " + adminToken, codes.OK},
+		{"bearer " + adminToken, codes.OK},
+		{"BEARER " + adminToken, codes.OK},
+		{"bEaReR " + adminToken, codes.OK},
+		{"Bearer  " + adminToken, codes.OK}, // more than one space
+		// sad
+		{"Basic " + adminToken, codes.Unauthenticated},
+		{"Bearer" + adminToken, codes.Unauthenticated},
+		{"Bearer ", codes.Unauthenticated},
+		{adminToken, codes.Unauthenticated},
+		{"bearer guess", codes.Unauthenticated},
+	}
+	for _, c := range cases {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", c.header)
+		_, err := admin.Put(ctx, &pb.PutRequest{Hunt: "h-1", Fragment: []byte("x")})
+		if status.Code(err) != c.code {
+			t.Errorf("authorization: %q: %v; want %s", c.header, err, c.code)
 		}
 	}
 }

@@ -39,8 +39,11 @@ func Mint(key []byte, c Claims) (string, error) {
 	switch c.Role {
 	case "admin":
 	case "pod":
-		if _, err := labels.Parse(c.Scope); err != nil || c.Scope == "" {
-			return "", fmt.Errorf("server: a pod token needs a valid scope selector, got %q: %v", c.Scope, err)
+		if strings.TrimSpace(c.Scope) == "" {
+			return "", errors.New("server: a pod token needs a scope, a label selector such as hunt=h-17 that its watches must stay within")
+		}
+		if _, err := labels.Parse(c.Scope); err != nil {
+			return "", fmt.Errorf("server: a pod token needs a valid scope selector; %q is not one: %v", c.Scope, err)
 		}
 	default:
 		return "", fmt.Errorf("server: role %q: want admin or pod", c.Role)

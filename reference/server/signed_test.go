@@ -92,10 +92,12 @@ func TestMintRefusesBadClaims(t *testing.T) {
 		{key[:8], Claims{Audience: "configd", Expires: exp, Role: "admin"}, "at least 32"},
 		{key, Claims{Audience: "configd", Expires: exp, Role: "root"}, "want admin or pod"},
 		{key, Claims{Audience: "configd", Expires: exp, Role: "pod", Scope: "hunt in (x"}, "valid scope"},
+		{key, Claims{Audience: "configd", Expires: exp, Role: "pod"}, "a pod token needs a scope, a label selector such as hunt=h-17"},
+		{key, Claims{Audience: "configd", Expires: exp, Role: "pod", Scope: "  "}, "a pod token needs a scope"},
 		{key, Claims{Expires: exp, Role: "admin"}, "audience"},
 	} {
-		if _, err := Mint(c.key, c.claims); err == nil || !strings.Contains(err.Error(), c.words) {
-			t.Errorf("Mint(%+v) = %v, want an error saying %q", c.claims, err, c.words)
+		if _, err := Mint(c.key, c.claims); err == nil || !strings.Contains(err.Error(), c.words) || strings.Contains(err.Error(), "<nil>") {
+			t.Errorf("Mint(%+v) = %v, want an error saying %q (and no <nil>)", c.claims, err, c.words)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -58,22 +59,27 @@ var (
 	// ErrInUse: OpenBolt's file is locked by another process, which must
 	// stop first (bbolt allows one process a file).
 	ErrInUse = errors.New("store: database in use")
+	// ErrNoHuntID: a hunt was written without its id.
+	ErrNoHuntID = errors.New("store: a hunt id is required (a label value such as h-17)")
 )
 
 // ValidateHunt checks what a hunt's ID and labels must be: Kubernetes
 // label syntax, since selectors match them. It returns the labels with
 // HuntLabel set.
 func ValidateHunt(id string, labels map[string]string) (map[string]string, error) {
-	if msgs := validation.IsValidLabelValue(id); id == "" || len(msgs) > 0 {
-		return nil, fmt.Errorf("store: hunt id %q is not a valid label value: %v", id, msgs)
+	if id == "" {
+		return nil, ErrNoHuntID
+	}
+	if msgs := validation.IsValidLabelValue(id); len(msgs) > 0 {
+		return nil, fmt.Errorf("store: hunt id %q is not a valid label value: %s", id, strings.Join(msgs, "; "))
 	}
 	out := make(map[string]string, len(labels)+1)
 	for k, v := range labels {
 		if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
-			return nil, fmt.Errorf("store: label key %q: %v", k, msgs)
+			return nil, fmt.Errorf("store: label key %q: %s", k, strings.Join(msgs, "; "))
 		}
 		if msgs := validation.IsValidLabelValue(v); len(msgs) > 0 {
-			return nil, fmt.Errorf("store: label %s=%q: %v", k, v, msgs)
+			return nil, fmt.Errorf("store: label %s=%q: %s", k, v, strings.Join(msgs, "; "))
 		}
 		out[k] = v
 	}

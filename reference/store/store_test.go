@@ -207,3 +207,43 @@ func TestOpenBoltInUse(t *testing.T) {
 	}
 	again.Close()
 }
+
+// TestValidateHunt: what a hunt's id and labels must be, and what each
+// mistake is told; no message prints an empty list ([]).
+func TestValidateHunt(t *testing.T) {
+	cases := []struct {
+		name   string
+		id     string
+		labels map[string]string
+		is     error
+		want   string // "" for a valid hunt
+	}{
+		// happy
+		{"plain", "h-17", nil, nil, ""},
+		{"with labels", "h-17", map[string]string{"region": "eu", "example.com/tier": "gold"}, nil, ""},
+		{"hunt label agrees", "h-17", map[string]string{HuntLabel: "h-17"}, nil, ""},
+		// sad
+		{"no id", "", nil, ErrNoHuntID, "a hunt id is required"},
+		{"id with spaces", "no spaces please", nil, nil, `hunt id "no spaces please" is not a valid label value: a valid label must be`},
+		{"bad label key", "h-1", map[string]string{"a b": "x"}, nil, `label key "a b": name part must consist of`},
+		{"bad label value", "h-1", map[string]string{"region": "e u"}, nil, `label region="e u": a valid label must be`},
+		{"hunt label contradicts", "h-1", map[string]string{HuntLabel: "h-2"}, nil, "contradicts the hunt id"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := ValidateHunt(c.id, c.labels)
+			if c.want == "" {
+				if err != nil || out[HuntLabel] != c.id {
+					t.Errorf("ValidateHunt(%q, %v) = %v, %v; want the labels with hunt=%s", c.id, c.labels, out, err, c.id)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) || (c.is != nil && !errors.Is(err, c.is)) {
+				t.Errorf("ValidateHunt(%q, %v) = %v; want an error saying %q", c.id, c.labels, err, c.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "[]") {
+				t.Errorf("%v prints an empty list instead of what is wrong", err)
+			}
+		})
+	}
+}
