@@ -18,29 +18,63 @@ type Pos struct {
 	Line, Column int
 }
 
-// source remembers the file a scenario came from and where each field path
-// was written, so that errors found after decoding still name a line, and
-// defaults apply only to fields the author left out.
-type source struct {
+// place is where a field was written: the file (a base file it extends,
+// or the --set that wrote it) and the position in it, zero for a --set.
+type place struct {
 	file string
-	pos  map[string]Pos
+	Pos
 }
 
-// has reports whether the file set the field at path.
+// source remembers the file a scenario came from and where each field path
+// was written, so that errors found after decoding still name a file and
+// a line, and defaults apply only to fields the author left out.
+type source struct {
+	file string
+	pos  map[string]place
+}
+
+// has reports whether the file (or a file it extends, or a --set) set the
+// field at path.
 func (s source) has(path string) bool {
 	_, ok := s.pos[path]
 	return ok
 }
 
 // at returns where path was written, or where its nearest written parent
-// was, or the zero Pos when neither was (a missing top-level field).
-func (s source) at(path string) Pos {
+// was, or the scenario's file with the zero Pos when neither was (a
+// missing top-level field).
+func (s source) at(path string) place {
 	for p := path; p != ""; p = parentPath(p) {
-		if pos, ok := s.pos[p]; ok {
-			return pos
+		if pl, ok := s.pos[p]; ok {
+			return pl
 		}
 	}
-	return Pos{}
+	return place{file: s.file}
+}
+
+// origins names where each node of a scenario's merged tree came from
+// when that is not the scenario's own file: a file it extends, or the
+// --set that made the node. extends and --set build one tree, so that the
+// decoder still knows, for each node, which file's line it holds.
+type origins map[*yaml.Node]string
+
+// mark records every node under n as coming from file.
+func (o origins) mark(n *yaml.Node, file string) {
+	if n == nil {
+		return
+	}
+	o[n] = file
+	for _, c := range n.Content {
+		o.mark(c, file)
+	}
+}
+
+// of returns the file n came from; top is the scenario's own.
+func (o origins) of(n *yaml.Node, top string) string {
+	if f, ok := o[n]; ok {
+		return f
+	}
+	return top
 }
 
 func parentPath(p string) string {
@@ -55,13 +89,20 @@ func parentPath(p string) string {
 // yaml.v3's own decoding it keeps going after a problem, names each
 // problem's field path, and never accepts a field the schema lacks.
 type decoder struct {
-	src  source
-	errs *Errors
+	src    source
+	origin origins
+	errs   *Errors
+}
+
+// placeOf returns where node n was written.
+func (d *decoder) placeOf(n *yaml.Node) place {
+	return place{file: d.origin.of(n, d.src.file), Pos: Pos{n.Line, n.Column}}
 }
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+	pl := d.placeOf(n)
 	d.errs.add(FieldError{
-		File: d.src.file, Pos: Pos{n.Line, n.Column}, Path: path,
+		File: pl.file, Pos: pl.Pos, Path: path,
 		Msg: fmt.Sprintf(format, args...),
 	})
 }
@@ -104,7 +145,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content)))
 		for i, item := range n.Content {
 			itemPath := fmt.Sprintf("%s[%d]", path, i)
-			d.src.pos[itemPath] = Pos{item.Line, item.Column}
+			d.src.pos[itemPath] = d.placeOf(item)
 			d.decode(item, v.Index(i), itemPath)
 		}
 	case reflect.String:
@@ -195,7 +236,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 		seen[key.Value] = true
 		if val.Tag != "!!null" {
-			d.src.pos[fieldPath] = Pos{key.Line, key.Column}
+			d.src.pos[fieldPath] = d.placeOf(key)
 		}
 		d.decode(val, v.Field(idx), fieldPath)
 	}

@@ -33,20 +33,21 @@ func Parse(file string, data []byte, sets ...Set) (*Scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	if root, err = resolveExtends(file, root, 0); err != nil {
+	origin := origins{}
+	if root, err = resolveExtends(file, root, 0, origin); err != nil {
 		return nil, err
 	}
 	for _, s := range sets {
-		if err := applySet(file, root, s); err != nil {
+		if err := applySet(root, s, origin); err != nil {
 			return nil, err
 		}
 	}
-	if err := checkAPIVersion(file, root); err != nil {
+	if err := checkAPIVersion(file, root, origin); err != nil {
 		return nil, err
 	}
-	s := &Scenario{source: source{file: file, pos: map[string]Pos{}}, sets: sets}
+	s := &Scenario{source: source{file: file, pos: map[string]place{}}, sets: sets}
 	errs := &Errors{}
-	d := &decoder{src: s.source, errs: errs}
+	d := &decoder{src: s.source, origin: origin, errs: errs}
 	d.decodeStruct(root, reflect.ValueOf(s).Elem(), "")
 	s.applyDefaults()
 	s.validate(errs)
@@ -58,14 +59,14 @@ func Parse(file string, data []byte, sets ...Set) (*Scenario, error) {
 
 // checkAPIVersion stops early on a file of another schema: its fields
 // would otherwise come back as a wall of unknown-field errors.
-func checkAPIVersion(file string, root *yaml.Node) error {
+func checkAPIVersion(file string, root *yaml.Node, origin origins) error {
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		if root.Content[i].Value != "apiVersion" {
 			continue
 		}
 		v := root.Content[i+1]
 		if v.Value != APIVersion {
-			return &Errors{List: []FieldError{{File: file, Pos: Pos{v.Line, v.Column}, Path: "apiVersion",
+			return &Errors{List: []FieldError{{File: origin.of(v, file), Pos: Pos{v.Line, v.Column}, Path: "apiVersion",
 				Msg: fmt.Sprintf("unsupported apiVersion %q (this churnlab reads %s)", v.Value, APIVersion)}}}
 		}
 		return nil
@@ -333,10 +334,11 @@ func (v *validator) failf(path, format string, args ...any) {
 		return
 	}
 	msg := fmt.Sprintf(format, args...)
-	if !v.s.source.has(path) && v.s.source.at(path) == (Pos{}) {
+	at := v.s.source.at(path)
+	if !v.s.source.has(path) && at.Pos == (Pos{}) {
 		msg += " (field is missing)"
 	}
-	v.errs.add(FieldError{File: v.s.source.file, Pos: v.s.source.at(path), Path: path, Msg: msg})
+	v.errs.add(FieldError{File: at.file, Pos: at.Pos, Path: path, Msg: msg})
 }
 
 // failed reports whether path already has a problem, so that a field that

@@ -17,6 +17,10 @@ type Set struct {
 	Path, Value string
 }
 
+// String returns the set as the flag that makes it: --set path=value.
+// Problems in its value are reported as coming from there.
+func (s Set) String() string { return "--set " + s.Path + "=" + s.Value }
+
 // ParseSet parses "path=value".
 func ParseSet(s string) (Set, error) {
 	path, value, ok := strings.Cut(s, "=")
@@ -30,12 +34,14 @@ func ParseSet(s string) (Set, error) {
 const maxExtends = 8
 
 // resolveExtends returns root with the file it extends, if any, merged
-// under it: a scenario may write `extends: ../restart-storm.yaml` and
-// only what it changes. Mappings merge key by key; anything else the
-// extending file writes replaces the base's value. A problem in a field
-// that came from the base file is reported with its line in that file
-// and the extending file's name.
-func resolveExtends(file string, root *yaml.Node, depth int) (*yaml.Node, error) {
+// under it: a scenario may write `extends: ../restart-storm.yaml` (a
+// relative path is from the extending file's directory; an absolute one
+// is used as it is) and only what it changes. Mappings merge key by key;
+// anything else the extending file writes replaces the base's value.
+// Every node from a base file is recorded in origin, so that a problem in
+// a field that came from it is reported with that file's name and its
+// own line there.
+func resolveExtends(file string, root *yaml.Node, depth int, origin origins) (*yaml.Node, error) {
 	i := mappingIndex(root, "extends")
 	if i < 0 {
 		return root, nil
@@ -49,7 +55,10 @@ func resolveExtends(file string, root *yaml.Node, depth int) (*yaml.Node, error)
 		return nil, &Errors{List: []FieldError{{File: file, Pos: Pos{v.Line, v.Column}, Path: "extends",
 			Msg: fmt.Sprintf("more than %d files extend each other; is there a cycle?", maxExtends)}}}
 	}
-	basePath := filepath.Join(filepath.Dir(file), v.Value)
+	basePath := v.Value
+	if !filepath.IsAbs(basePath) {
+		basePath = filepath.Join(filepath.Dir(file), basePath)
+	}
 	data, err := os.ReadFile(basePath)
 	if err != nil {
 		return nil, &Errors{List: []FieldError{{File: file, Pos: Pos{v.Line, v.Column}, Path: "extends", Msg: err.Error()}}}
@@ -58,7 +67,8 @@ func resolveExtends(file string, root *yaml.Node, depth int) (*yaml.Node, error)
 	if err != nil {
 		return nil, err
 	}
-	if base, err = resolveExtends(basePath, base, depth+1); err != nil {
+	origin.mark(base, basePath)
+	if base, err = resolveExtends(basePath, base, depth+1, origin); err != nil {
 		return nil, err
 	}
 	child := &yaml.Node{Kind: yaml.MappingNode, Content: append(append([]*yaml.Node{}, root.Content[:i]...), root.Content[i+2:]...)}
@@ -93,10 +103,12 @@ func mappingIndex(n *yaml.Node, key string) int {
 
 // applySet writes s into the node tree, creating the mappings on its path
 // that the file leaves out. The value is then decoded and validated like
-// any other, so a bad one is reported as the file's would be.
-func applySet(file string, root *yaml.Node, s Set) error {
+// any other; the nodes it writes are recorded in origin as the set's, so
+// that a problem with one is reported as coming from --set path=value,
+// not from a line of a file.
+func applySet(root *yaml.Node, s Set, origin origins) error {
 	fail := func(format string, args ...any) error {
-		return &Errors{List: []FieldError{{File: file, Path: s.Path, Msg: "override: " + fmt.Sprintf(format, args...)}}}
+		return &Errors{List: []FieldError{{File: s.String(), Path: s.Path, Msg: fmt.Sprintf(format, args...)}}}
 	}
 	n := root
 	parts := strings.Split(s.Path, ".")
@@ -125,7 +137,9 @@ func applySet(file string, root *yaml.Node, s Set) error {
 			if last {
 				child = &yaml.Node{Kind: yaml.ScalarNode}
 			}
-			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: name}, child)
+			key := &yaml.Node{Kind: yaml.ScalarNode, Value: name}
+			origin[key], origin[child] = s.String(), s.String()
+			n.Content = append(n.Content, key, child)
 			j = len(n.Content) - 2
 		}
 		next := n.Content[j+1]
@@ -139,7 +153,17 @@ func applySet(file string, root *yaml.Node, s Set) error {
 			if next.Kind != yaml.ScalarNode && next.Kind != 0 {
 				return fail("%s is not a single value", s.Path)
 			}
-			*next = yaml.Node{Kind: yaml.ScalarNode, Value: s.Value, Line: next.Line, Column: next.Column}
+			// A new node, without the line of the value it replaces: the
+			// value is the set's.
+			value := &yaml.Node{Kind: yaml.ScalarNode, Value: s.Value}
+			origin[value] = s.String()
+			if index >= 0 {
+				n.Content[j+1].Content[index] = value
+			} else {
+				key := &yaml.Node{Kind: yaml.ScalarNode, Value: name}
+				origin[key] = s.String()
+				n.Content[j], n.Content[j+1] = key, value
+			}
 			return nil
 		}
 		n = next

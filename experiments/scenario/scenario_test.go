@@ -352,7 +352,8 @@ func FuzzSet(f *testing.F) {
 		f.Add(seed[0], seed[1])
 	}
 	f.Fuzz(func(t *testing.T, path, value string) {
-		s, err := Parse("fuzz.yaml", base, Set{Path: path, Value: value})
+		set := Set{Path: path, Value: value}
+		s, err := Parse("fuzz.yaml", base, set)
 		if err == nil {
 			if verr := s.Validate(); verr != nil {
 				t.Fatalf("set %q=%q accepted but Validate rejects it: %v", path, value, verr)
@@ -364,8 +365,13 @@ func FuzzSet(f *testing.F) {
 			t.Fatalf("set %q=%q: error is not a non-empty *Errors: %T %v", path, value, err, err)
 		}
 		for _, fe := range list.List {
-			if fe.File != "fuzz.yaml" || fe.Msg == "" {
-				t.Fatalf("set %q=%q: problem without file or message: %#v", path, value, fe)
+			// A problem is the set's (its value, or a path the file lacks)
+			// or the file's (a field the new value conflicts with).
+			if (fe.File != "fuzz.yaml" && fe.File != set.String()) || fe.Msg == "" {
+				t.Fatalf("set %q=%q: problem without file (or --set) or message: %#v", path, value, fe)
+			}
+			if fe.File == set.String() && fe.Pos != (Pos{}) {
+				t.Fatalf("set %q=%q: problem of the --set placed at a line: %#v", path, value, fe)
 			}
 		}
 	})
