@@ -72,6 +72,23 @@ rules:
 	}
 }
 
+// TestParseEmptyFile: a thresholds file with nothing in it (or only
+// blanks and comments) is named and said to be empty, not just EOF.
+func TestParseEmptyFile(t *testing.T) {
+	for _, c := range []struct{ name, data string }{
+		{"no bytes", ""},
+		{"blank lines", "\n  \n"},
+		{"only comments", "# rules go here\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("empty.yaml", []byte(c.data))
+			if err == nil || !strings.Contains(err.Error(), "thresholds file empty.yaml is empty") || strings.Contains(err.Error(), "EOF") {
+				t.Errorf("Parse(%q) = %v; want an error saying empty.yaml is empty", c.data, err)
+			}
+		})
+	}
+}
+
 // TestSimRulesCompareExactly: a sim run is one value, compared with the
 // bound or the reference as it is; a regression names the scenario, the
 // metric, and the old and new values.

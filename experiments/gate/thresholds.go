@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -75,7 +76,9 @@ func Parse(name string, data []byte) (*Thresholds, error) {
 	var f file
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
+	if err := dec.Decode(&f); errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("gate: thresholds file %s is empty: want apiVersion: churnlab/v1, kind: Gate, reference and rules (see results/gate.yaml)", name)
+	} else if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if f.APIVersion != "churnlab/v1" || f.Kind != "Gate" {
