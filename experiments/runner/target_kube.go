@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
 
 	"github.com/churnlab/churnlab/baseline"
 	"github.com/churnlab/churnlab/experiments/controlplane"
@@ -181,13 +183,21 @@ func (t kindTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.W
 	kubeconfig := filepath.Join(tmp, "kubeconfig")
 	deleteCluster := func() {
 		if err := provider.Delete(name, kubeconfig); err != nil {
-			say(progress, "kind target: deleting cluster %s: %v", name, err)
+			say(progress, "kind target: deleting cluster %s: %v", name, withEngineOutput(err))
 		}
 		os.RemoveAll(tmp)
 	}
+	// Only a cluster this run created is deleted: when Create fails, kind
+	// has already removed what it made, and a cluster of that name that
+	// it found in its way is someone else's.
+	created := false
 	defer func() {
-		if err != nil {
+		switch {
+		case err == nil:
+		case created:
 			deleteCluster()
+		default:
+			os.RemoveAll(tmp)
 		}
 	}()
 	config := &v1alpha4.Cluster{Nodes: []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole}}}
@@ -197,8 +207,9 @@ func (t kindTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.W
 	say(progress, "kind target: creating cluster %s (1 control-plane node, %d workers; a minute or two)", name, sc.Cluster.Nodes)
 	if err := provider.Create(name, kindcluster.CreateWithV1Alpha4Config(config), kindcluster.CreateWithKubeconfigPath(kubeconfig),
 		kindcluster.CreateWithWaitForReady(3*time.Minute), kindcluster.CreateWithDisplayUsage(false), kindcluster.CreateWithDisplaySalutation(false)); err != nil {
-		return nil, fmt.Errorf("kind target: creating cluster %s: %w", name, err)
+		return nil, fmt.Errorf("kind target: creating cluster %s: %w", name, withEngineOutput(err))
 	}
+	created = true
 	c, err := kubeTarget{opts: TargetOptions{Kubeconfig: kubeconfig, Context: "kind-" + name, BinDir: t.opts.BinDir, PodImage: t.opts.PodImage}}.Up(ctx, sc, progress)
 	if err != nil {
 		return nil, err
@@ -206,6 +217,36 @@ func (t kindTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.W
 	kubeDown := c.Down
 	c.Down = sync.OnceFunc(func() { kubeDown(); deleteCluster() })
 	return c, nil
+}
+
+// withEngineOutput adds to err what the container engine printed, when
+// err comes from one of its commands: kind's own error says only
+// `command "docker info ..." failed with error: exit status 1`, and the
+// engine's reason (no daemon, no permission on its socket) is in the
+// output kind kept.
+func withEngineOutput(err error) error {
+	run := kindexec.RunErrorForError(err)
+	if run == nil {
+		return err
+	}
+	// The output is stdout and stderr together: keep the last few lines
+	// that are not the JSON a command such as docker info prints before
+	// its complaint.
+	var said []string
+	for _, line := range strings.Split(string(run.Output), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "{") || strings.HasPrefix(line, "[") {
+			continue
+		}
+		if len(line) > 300 {
+			line = line[:300] + "..."
+		}
+		said = append(said, line)
+	}
+	if len(said) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w; %s said: %s", err, run.Command[0], strings.Join(said[max(0, len(said)-3):], " / "))
 }
 
 func say(w io.Writer, format string, args ...any) {
