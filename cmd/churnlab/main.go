@@ -67,7 +67,10 @@ summary.json and timeseries.csv for each.`,
 			if len(args) > 0 {
 				return badInput{fmt.Errorf("unknown command %q (run churnlab --help for the list)", args[0])}
 			}
-			return cmd.Help()
+			// Bare churnlab is a usage error: the usage goes to stderr,
+			// and the exit code is 2, as make's bare target prints usage.
+			fmt.Fprintf(stderr, "%s\n\n%s", cmd.Long, cmd.UsageString())
+			return badInput{errors.New("missing command: churnlab COMMAND [flags], the commands are listed above")}
 		},
 	}
 	root.SetOut(stdout)
@@ -96,6 +99,22 @@ func loadScenario(file string, sets []string) (*scenario.Scenario, error) {
 		return nil, badInput{err}
 	}
 	return sc, nil
+}
+
+// checkOutDir makes sure results can be written in dir, the --out
+// directory, before any work starts: it creates dir if need be, and
+// writes and removes a file in it. A run that cannot write its results
+// is bad input, found in a moment rather than after the whole run.
+func checkOutDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return badInput{fmt.Errorf("--out %s: cannot create the results directory: %w", dir, err)}
+	}
+	f, err := os.CreateTemp(dir, ".churnlab-write-check-*")
+	if err != nil {
+		return badInput{fmt.Errorf("--out %s: cannot write in the results directory: %w", dir, err)}
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 func parseSets(sets []string) ([]scenario.Set, error) {
@@ -155,6 +174,9 @@ func newSimCommand(stdout, stderr io.Writer) *cobra.Command {
 			}
 			sc, err := loadScenario(file, sets)
 			if err != nil {
+				return err
+			}
+			if err := checkOutDir(out); err != nil {
 				return err
 			}
 			opts := runner.SimOptions{Systems: systems, OutDir: out, CheckDeterminism: checkDeterminism, LiveScale: liveScale, Progress: stderr}
@@ -272,6 +294,9 @@ Example, the reconcile rate of L1 through the reconcile interval:
 			systems, err := parseSystem(system)
 			if err != nil || len(systems) != 1 {
 				return badInput{fmt.Errorf("--system %q: want baseline or reference", system)}
+			}
+			if err := checkOutDir(opts.OutDir); err != nil {
+				return err
 			}
 			opts.System, opts.Progress = systems[0], stderr
 			s, err := runner.RunSweep(opts)

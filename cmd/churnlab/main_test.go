@@ -63,6 +63,69 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+// TestBadInputIsNamed: each kind of bad input exits 2 at once, before any
+// simulating or building, with a message that names what is wrong and
+// where (and not a wrong place).
+func TestBadInputIsNamed(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.yaml")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notADir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notADir, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badOut := filepath.Join(notADir, "results")
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: https://127.0.0.1:1}\ncontexts:\n- name: here\n  context: {cluster: c, user: u}\ncurrent-context: here\nusers:\n- name: u\n  user: {token: t}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	steady := "../../experiments/scenarios/steady.yaml"
+	cases := []struct {
+		name string
+		args []string
+		want []string // each in stdout or stderr
+		not  []string // none in them
+	}{
+		{"no arguments", nil, []string{"Usage:", "Available Commands:", "churnlab: missing command"}, nil},
+		{"set bad value in a file that extends another", []string{"sim", "-f", steady, "--set", "workload.baseLatency=abc"},
+			[]string{`--set workload.baseLatency=abc: workload.baseLatency: bad duration "abc"`}, []string{"steady.yaml:", "restart-storm.yaml:"}},
+		{"set a path no scenario has", []string{"validate", "-f", steady, "--set", "no.such.path=1"},
+			[]string{`--set no.such.path=1: no: unknown field "no"`}, []string{"steady.yaml:"}},
+		{"empty thresholds file", []string{"gate", "--thresholds", empty}, []string{"thresholds file " + empty + " is empty"}, []string{"EOF"}},
+		{"sim --out cannot be created", []string{"sim", "-f", stormFile, "--out", badOut}, []string{"--out " + badOut + ": cannot create the results directory"}, []string{"wrote", "100%"}},
+		{"sweep --out cannot be created", []string{"sweep", "-f", stormFile, "--param", "cluster.pods", "--from", "100", "--to", "120", "--steps", "2", "--out", badOut},
+			[]string{"--out " + badOut + ": cannot create the results directory"}, []string{"wrote", "knee"}},
+		{"run --out cannot be created", []string{"run", "-f", stormFile, "--target", "kube", "--kubeconfig", kubeconfig, "--out", badOut},
+			[]string{"--out " + badOut + ": cannot create the results directory"}, []string{"wrote"}},
+		{"run with a kubeconfig that is not there", []string{"run", "-f", stormFile, "--target", "kube", "--kubeconfig", "/nonexistent"},
+			[]string{"--target kube: cannot use kubeconfig /nonexistent", "no such file or directory"}, nil},
+		{"run with an unknown context", []string{"run", "-f", stormFile, "--target", "kube", "--kubeconfig", kubeconfig, "--context", "elsewhere"},
+			[]string{"--target kube: cannot use kubeconfig " + kubeconfig + ", context elsewhere", `context "elsewhere" does not exist`}, nil},
+		{"run with a kubeconfig that is not one", []string{"run", "-f", stormFile, "--target", "kube", "--kubeconfig", notADir},
+			[]string{"--target kube: cannot use kubeconfig " + notADir}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, stderr := churnlab(t, c.args...)
+			if code != exitBadInput {
+				t.Errorf("exit %d, want %d:\n%s%s", code, exitBadInput, stdout, stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(stdout+stderr, w) {
+					t.Errorf("output lacks %q:\n%s%s", w, stdout, stderr)
+				}
+			}
+			for _, n := range c.not {
+				if strings.Contains(stdout+stderr, n) {
+					t.Errorf("output has %q:\n%s%s", n, stdout, stderr)
+				}
+			}
+		})
+	}
+}
+
 // TestValidatePrintsEveryProblem is the acceptance case: two unknown
 // fields and a bad unit give three problems with line numbers, exit 2.
 func TestValidatePrintsEveryProblem(t *testing.T) {

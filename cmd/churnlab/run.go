@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/churnlab/churnlab/experiments/controlplane"
 	"github.com/churnlab/churnlab/experiments/metrics"
@@ -73,6 +74,14 @@ everything the run started and writes nothing.`,
 			if target != "kube" && (targetOpts.Kubeconfig != "" || targetOpts.Context != "") {
 				return badInput{fmt.Errorf("--kubeconfig and --context are for --target kube, not %s", target)}
 			}
+			if target == "kube" {
+				if err := checkKubeconfig(targetOpts); err != nil {
+					return err
+				}
+			}
+			if err := checkOutDir(out); err != nil {
+				return err
+			}
 			// bin/ holds the control plane (built here for local) and the
 			// operator's program, which every target's baseline run builds.
 			if target == "local" {
@@ -109,4 +118,24 @@ everything the run started and writes nothing.`,
 	f.StringArrayVar(&sets, "set", nil, setUsage)
 	f.BoolVar(&estimate, "estimate", false, "print about how long the run takes, and do not run it")
 	return cmd
+}
+
+// checkKubeconfig loads the kube target's kubeconfig and context as the
+// target will, so that a missing file, a bad one or an unknown context is
+// bad input, found before anything starts.
+func checkKubeconfig(opts runner.TargetOptions) error {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = opts.Kubeconfig
+	if _, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: opts.Context}).ClientConfig(); err != nil {
+		file := opts.Kubeconfig
+		if file == "" {
+			file = "the default ($KUBECONFIG, then ~/.kube/config)"
+		}
+		context := opts.Context
+		if context == "" {
+			context = "its current one"
+		}
+		return badInput{fmt.Errorf("--target kube: cannot use kubeconfig %s, context %s: %w", file, context, err)}
+	}
+	return nil
 }
