@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/hex"
@@ -406,12 +407,23 @@ func (s *starter) startKubeComponent(name string, extra ...string) error {
 	return p.waitReady(s.ctx, fmt.Sprintf("https://127.0.0.1:%d/healthz", port), "", 60*time.Second)
 }
 
+// kwokStages is kwok's pod lifecycle: kwok's own, but for readiness
+// gates, which keep a pod unready until each is True, as a kubelet does.
+//
+//go:embed kwok-stages.yaml
+var kwokStages []byte
+
 func (s *starter) kwok() error {
 	port, err := freePort()
 	if err != nil {
 		return err
 	}
+	stages := s.path("kwok-stages.yaml")
+	if err := os.WriteFile(stages, kwokStages, 0o644); err != nil {
+		return err
+	}
 	p, err := s.start("kwok",
+		"--config="+stages,
 		"--kubeconfig="+s.cp.AdminKubeconfig,
 		"--manage-nodes-with-annotation-selector="+FakeNodeAnnotation+"=fake",
 		"--cidr=10.244.0.0/16",

@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -238,5 +241,85 @@ func BenchmarkStartStop(b *testing.B) {
 			b.Fatal(err)
 		}
 		cp.Stop()
+	}
+}
+
+// TestReadinessGatesHoldReady: kwok's fake nodes keep a pod unready until
+// each of its readiness gates is True, as a kubelet does, so a Deployment
+// counts it available only then; a pod without gates is Ready at once.
+func TestReadinessGatesHoldReady(t *testing.T) {
+	cp := startForTest(t, Options{Nodes: 1})
+	ctx := context.Background()
+	admin := kubernetes.NewForConfigOrDie(cp.Admin)
+	const gate = "example.churnlab.io/ready"
+	gated := FakeNodeDeployment("default", "gated", map[string]string{"app": "gated"}, 2)
+	gated.Spec.Template.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: gate}}
+	plain := FakeNodeDeployment("default", "plain", map[string]string{"app": "plain"}, 1)
+	for _, d := range []*appsv1.Deployment{gated, plain} {
+		if _, err := admin.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ready := func(p corev1.Pod) bool {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				return c.Status == corev1.ConditionTrue
+			}
+		}
+		return false
+	}
+	// pods waits until the app's pods are Running and returns them.
+	pods := func(app string, want int) []corev1.Pod {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			list, err := admin.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+			if err != nil {
+				t.Fatal(err)
+			}
+			running := 0
+			for _, p := range list.Items {
+				if p.Status.Phase == corev1.PodRunning {
+					running++
+				}
+			}
+			if running == want {
+				return list.Items
+			}
+		}
+		t.Fatalf("%s: %d pods not Running within 30 s", app, want)
+		return nil
+	}
+	if p := pods("plain", 1)[0]; !ready(p) {
+		t.Errorf("pod %s without readiness gates is not Ready: %+v", p.Name, p.Status.Conditions)
+	}
+	gatedPods := pods("gated", 2)
+	time.Sleep(time.Second) // time for kwok to (wrongly) mark them Ready
+	for _, p := range gatedPods {
+		if ready(p) {
+			t.Fatalf("pod %s is Ready with its gate %s unset: %+v", p.Name, gate, p.Status.Conditions)
+		}
+	}
+	patch := fmt.Sprintf(`{"status":{"conditions":[{"type":%q,"status":"True"}]}}`, gate)
+	if _, err := admin.CoreV1().Pods("default").Patch(ctx, gatedPods[0].Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		d, err := admin.AppsV1().Deployments("default").Get(ctx, "gated", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status.AvailableReplicas == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gated Deployment has %d available pods 30 s after one pod's gate went True; want 1", d.Status.AvailableReplicas)
+		}
+	}
+	other, err := admin.CoreV1().Pods("default").Get(ctx, gatedPods[1].Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ready(*other) {
+		t.Errorf("pod %s became Ready though only %s's gate was set", other.Name, gatedPods[0].Name)
 	}
 }

@@ -15,6 +15,13 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
+// ConfigReady is the pod condition the realizer sets True once a pod's
+// worker holds its config. Game pods name it in spec.readinessGates, so a
+// pod is Ready, and counts as available to its Deployment (a rolling
+// update waits for it), only with config: a kubelet, or kwok's stages on
+// the local target, keep it unready until then.
+const ConfigReady corev1.PodConditionType = "churnlab.io/config"
+
 // Pod is one realized game pod: a worker with its own Game server.
 type Pod struct {
 	Name, Namespace, Node string
@@ -44,7 +51,7 @@ func (p *Pod) Ready() bool { return p.game.Ready() }
 type Events struct {
 	Started func(p *Pod)                                                      // the game server listens: add it to the balancer
 	Loaded  func(p *Pod, at time.Time, took time.Duration, uplinkBytes int64) // the config is in; took is from the Pod's creation
-	Failed  func(p *Pod, err error)                                           // the config could not be loaded
+	Failed  func(p *Pod, err error)                                           // the config could not be loaded, or the pod not marked ConfigReady
 	Stopped func(p *Pod)                                                      // the pod is gone
 }
 
@@ -183,9 +190,12 @@ func (r *Realizer) work(ctx context.Context, p *Pod) {
 	}
 	err := r.opts.Source.Serve(ctx, p, func(uplinkBytes int64) {
 		p.game.SetReady()
+		now := time.Now()
 		if ev.Loaded != nil {
-			now := time.Now()
 			ev.Loaded(p, now, now.Sub(p.Created), uplinkBytes)
+		}
+		if err := r.markConfigReady(ctx, p, now); err != nil && ctx.Err() == nil && ev.Failed != nil {
+			ev.Failed(p, err)
 		}
 	})
 	if err != nil && ev.Failed != nil {
@@ -210,4 +220,17 @@ func (r *Realizer) stopLocked(uid types.UID) {
 		p.cancel()
 		delete(r.pods, uid)
 	}
+}
+
+// markConfigReady sets the pod's ConfigReady condition True. A Source
+// calls loaded once: a pod's config, once in, stays (a later push
+// updates it in place).
+func (r *Realizer) markConfigReady(ctx context.Context, p *Pod, at time.Time) error {
+	patch := fmt.Sprintf(`{"status":{"conditions":[{"type":%q,"status":"True","reason":"ConfigLoaded","lastTransitionTime":%q}]}}`,
+		ConfigReady, at.UTC().Format(time.RFC3339))
+	_, err := r.opts.Client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status")
+	if err != nil {
+		return fmt.Errorf("pod: setting %s on %s/%s: %w", ConfigReady, p.Namespace, p.Name, err)
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -265,6 +266,8 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 
 	l.step(2, fmt.Sprintf(": %d Running", l.sc.Cluster.Pods))
 	d := l.cluster.GamePods(l.cluster.Namespace, gameName, gameLabels, int32(l.sc.Cluster.Pods))
+	// Ready only with config, as the simulator's pods: a rollout waits.
+	d.Spec.Template.Spec.ReadinessGates = append(d.Spec.Template.Spec.ReadinessGates, corev1.PodReadinessGate{ConditionType: pod.ConfigReady})
 	if _, err := l.kube.AppsV1().Deployments(l.cluster.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return out, err
 	}
@@ -300,7 +303,7 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 					l.record(func(r *metrics.Recorder) { r.PodConfigLoaded(t, took, float64(uplinkBytes)) })
 				}
 			},
-			Failed: func(p *pod.Pod, err error) { l.notef("pod %s got no config: %v", p.Name, err) },
+			Failed: func(p *pod.Pod, err error) { l.notef("pod %s: %v", p.Name, err) },
 		},
 	})
 	running.Add(2)

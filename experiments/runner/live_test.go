@@ -154,7 +154,7 @@ func TestLiveRunCleansUpOnCancel(t *testing.T) {
 	out := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	progress := &cancelAt{cancel: cancel, marker: "%  run: "}
+	progress := &cancelAt{cancel: cancel, marker: fmt.Sprintf("step %d/%d run: ", stepRun+1, len(liveSteps))}
 	_, err := RunLive(ctx, shortStorm(t, "5m"), LiveOptions{Target: target, OutDir: out, Systems: []sim.System{sim.Baseline}, Progress: progress})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
@@ -219,5 +219,49 @@ func TestLiveRunOverTC(t *testing.T) {
 	netns, _ := exec.Command("ip", "netns", "list").CombinedOutput()
 	if bytes.Contains(netns, []byte(fmt.Sprintf("churnlab-%d-", os.Getpid()%100000))) {
 		t.Errorf("network namespace left behind: %s", netns)
+	}
+}
+
+// TestLiveRollingUpdateWaitsForConfig: game pods are Ready only with
+// config (a readiness gate the realizer sets), so the Deployment's
+// rolling update, 25% surge and 25% unavailable, keeps at least 75% of the
+// pods with config at every second, as the simulator's rollout does.
+// Before the gate, kwok marked new pods Ready at once, and the baseline's
+// 18 were all replaced while none had config (0 of 18 for the rest of
+// the run); the reference's config comes too fast to show it.
+func TestLiveRollingUpdateWaitsForConfig(t *testing.T) {
+	target, tmp := liveTarget(t)
+	out := t.TempDir()
+	sc, err := scenario.Load("../scenarios/rolling-update.yaml",
+		scenario.Set{Path: "live.duration", Value: "50s"}, scenario.Set{Path: "events[0].at", Value: "5s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := RunLive(context.Background(), sc, LiveOptions{Target: target, OutDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCleanedUp(t, tmp)
+	want := sc.AtLiveScale().Cluster.Pods
+	for _, o := range outs {
+		ts, err := metrics.ReadFile(filepath.Join(o.Dir, "timeseries.csv"), metrics.ReadTimeseries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready, starts := ts.Column("pods_ready"), ts.Column("pod_starts")
+		var started float64
+		for i, n := range ready {
+			started += starts[i]
+			if n < 0.75*float64(want) {
+				t.Errorf("%s at %d s: %.0f of %d pods with config, under the 75%% the rollout's maxUnavailable keeps", o.System, i, n, want)
+			}
+		}
+		// The reference's rollout is done within the run: every pod
+		// replaced. The baseline's is still going: each new pod costs a
+		// reload of every config object through the operator's rate
+		// limiter, and waits for it.
+		if o.System == sim.Reference && started < float64(want) {
+			t.Errorf("%s: %.0f new pods got config during the run; want all %d replaced", o.System, started, want)
+		}
 	}
 }
