@@ -21,9 +21,13 @@ const (
 // Chart is lines over one x axis.
 type Chart struct {
 	Title, XLabel, YLabel string
-	LogY                  bool // a log y axis; points at or below 0 are left out
-	Lines                 []Line
-	Marks                 []Mark
+	// TimeX says the x values are seconds of a run: the axis is marked at
+	// whole seconds, or at whole minutes when it spans more than
+	// MinutesAfter, and " (s)" or " (min)" is added to XLabel (TimeTicks).
+	TimeX bool
+	LogY  bool // a log y axis; points at or below 0 are left out
+	Lines []Line
+	Marks []Mark
 }
 
 // Line is one series. NaN points (not measured) break the line.
@@ -116,6 +120,15 @@ func (c Chart) PNG(w io.Writer) error {
 		ymax += (ymax - ymin) * 0.07 * entries
 	}
 	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = xmin, xmax, ymin, ymax
+	if c.TimeX {
+		minutes := xmax-xmin > MinutesAfter
+		p.X.Tick.Marker = TimeTicks{Minutes: minutes}
+		if minutes {
+			p.X.Label.Text = c.XLabel + " (min)"
+		} else {
+			p.X.Label.Text = c.XLabel + " (s)"
+		}
+	}
 	for _, m := range c.Marks {
 		pts := plotter.XYs{{X: xmin, Y: m.Value}, {X: xmax, Y: m.Value}}
 		if m.Vertical {

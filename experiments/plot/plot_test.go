@@ -40,11 +40,14 @@ func TestGoldenCharts(t *testing.T) {
 	rx, ry := seeded(2, 120, 35)
 	ex, ey := seeded(3, 120, 100)
 	kx := []float64{3, 4, 5, 6, 7, 8, 9}
+	lx, ly := seeded(4, 1500, 60) // 25 min: marked in minutes
 	charts := map[string]Chart{
-		"p99-log": {Title: "golden (sim, full scale): p99 latency per second", XLabel: "time (s)", YLabel: "p99 latency (ms, log scale)", LogY: true,
+		"p99-log": {Title: "golden (sim, full scale): p99 latency per second", XLabel: "time", TimeX: true, YLabel: "p99 latency (ms, log scale)", LogY: true,
 			Lines: []Line{{Name: "baseline", X: bx, Y: by, Color: BaselineColor}, {Name: "reference", X: rx, Y: ry, Color: ReferenceColor, Dashed: true}}},
-		"egress-cap": {Title: "golden (sim, full scale): config uplink egress", XLabel: "time (s)", YLabel: "egress (MB/s)",
+		"egress-cap": {Title: "golden (sim, full scale): config uplink egress", XLabel: "time", TimeX: true, YLabel: "egress (MB/s)",
 			Lines: []Line{{Name: "baseline", X: ex, Y: ey, Color: BaselineColor}}, Marks: []Mark{{Label: "uplink cap 125 MB/s (1Gbps)", Value: 125}}},
+		"long-run-minutes": {Title: "golden (sim, full scale): a 25 min run", XLabel: "time", TimeX: true, YLabel: "pods ready (with config)",
+			Lines: []Line{{Name: "reference", X: lx, Y: ly, Color: ReferenceColor}}},
 		"knee": {Title: "golden (sweep, sim): knee", XLabel: "interval (s)", YLabel: "429 answers per second",
 			Lines: []Line{{Name: "429 answers per second", X: kx, Y: []float64{31, 30, 0, 0, 0, 0, 0}, Color: BaselineColor}},
 			Marks: []Mark{{Label: "knee: 4 s", Value: 4, Vertical: true}}},
@@ -70,6 +73,56 @@ func TestGoldenCharts(t *testing.T) {
 			_ = os.WriteFile(out, got.Bytes(), 0o644)
 			t.Errorf("%s: rendering differs from %s (got %s); after a deliberate change, look at it and run with -regen", name, golden, out)
 		}
+	}
+}
+
+// TestTimeTicks: a time axis is marked at whole seconds, at most 8 major
+// ticks, or in whole minutes past 10 min; never with decimals.
+func TestTimeTicks(t *testing.T) {
+	cases := []struct {
+		name     string
+		minutes  bool
+		min, max float64
+		want     string // the major ticks' labels
+		minor    int    // how many unlabelled ticks
+	}{
+		// happy
+		{"10 s", false, 0, 10, "0 2 4 6 8 10", 5},
+		{"2 min", false, 0, 119, "0 15 30 45 60 75 90 105", 16},
+		{"a 250 s live run", false, 0, 250, "0 60 120 180 240", 12},
+		{"the 500 s a chart showed as 0.00 250.00 500.00", false, 0, 500, "0 120 240 360 480", 12},
+		{"10 min, the last in seconds", false, 0, 600, "0 120 240 360 480 600", 15},
+		{"starting late", false, 47, 133, "60 75 90 105 120", 12},
+		{"a second", false, 0, 1, "0 1", 0},
+		{"25 min in minutes", true, 0, 1500, "0 5 10 15 20 25", 20},
+		{"3 h in minutes", true, 0, 3 * 3600, "0 30 60 90 120 150 180", 12},
+		// sad: nothing to mark
+		{"empty range", false, 5, 5, "5", 0},
+		{"backwards", false, 10, 0, "", 0},
+		{"NaN", false, math.NaN(), 10, "", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var labels []string
+			minor := 0
+			for _, tk := range (TimeTicks{Minutes: c.minutes}).Ticks(c.min, c.max) {
+				if tk.IsMinor() {
+					minor++
+					continue
+				}
+				labels = append(labels, tk.Label)
+				unit := 1.0
+				if c.minutes {
+					unit = 60
+				}
+				if v := tk.Value / unit; v != math.Trunc(v) || strings.Contains(tk.Label, ".") {
+					t.Errorf("tick %q at %g is not a whole %s", tk.Label, tk.Value, map[bool]string{false: "second", true: "minute"}[c.minutes])
+				}
+			}
+			if got := strings.Join(labels, " "); got != c.want || minor != c.minor {
+				t.Errorf("ticks %q with %d minor, want %q with %d", got, minor, c.want, c.minor)
+			}
+		})
 	}
 }
 

@@ -164,15 +164,15 @@ func modeCharts(scenarioName, mode string, series map[string]*metrics.Timeseries
 		return out
 	}
 	return []namedChart{
-		{"p99.png", Chart{Title: title("p99 latency per second"), XLabel: "time (s)", YLabel: "p99 latency (ms, log scale)",
+		{"p99.png", Chart{Title: title("p99 latency per second"), XLabel: "time", TimeX: true, YLabel: "p99 latency (ms, log scale)",
 			LogY: true, Lines: lines("p99_ms", 1)}},
-		{"egress.png", Chart{Title: title("config uplink egress"), XLabel: "time (s)", YLabel: "egress (MB/s)",
+		{"egress.png", Chart{Title: title("config uplink egress"), XLabel: "time", TimeX: true, YLabel: "egress (MB/s)",
 			Lines: lines("egress_bytes", 1e-6), Marks: []Mark{uplinkMark(uplink)}}},
-		{"api429.png", Chart{Title: title("API server 429 answers"), XLabel: "time (s)", YLabel: "429 answers per second",
+		{"api429.png", Chart{Title: title("API server 429 answers"), XLabel: "time", TimeX: true, YLabel: "429 answers per second",
 			Lines: lines("apiserver_429", 1)}},
-		{"pods.png", Chart{Title: title("ready pods"), XLabel: "time (s)", YLabel: "pods ready (with config)",
+		{"pods.png", Chart{Title: title("ready pods"), XLabel: "time", TimeX: true, YLabel: "pods ready (with config)",
 			Lines: lines("pods_ready", 1)}},
-		{"leaderboard.png", Chart{Title: title("leaderboard staleness"), XLabel: "time (s)", YLabel: "time since the last update (s)",
+		{"leaderboard.png", Chart{Title: title("leaderboard staleness"), XLabel: "time", TimeX: true, YLabel: "time since the last update (s)",
 			Lines: lines("leaderboard_staleness_s", 1)}},
 	}
 }
@@ -196,9 +196,9 @@ func simVsLiveCharts(scenarioName, mode string, live, predicted map[string]*metr
 		return out
 	}
 	return []namedChart{
-		{"sim-vs-live-p99.png", Chart{Title: title("p99 latency"), XLabel: "time (s)", YLabel: "p99 latency (ms, log scale)",
+		{"sim-vs-live-p99.png", Chart{Title: title("p99 latency"), XLabel: "time", TimeX: true, YLabel: "p99 latency (ms, log scale)",
 			LogY: true, Lines: lines("p99_ms", 1)}},
-		{"sim-vs-live-egress.png", Chart{Title: title("uplink egress"), XLabel: "time (s)", YLabel: "egress (MB/s)",
+		{"sim-vs-live-egress.png", Chart{Title: title("uplink egress"), XLabel: "time", TimeX: true, YLabel: "egress (MB/s)",
 			Lines: lines("egress_bytes", 1e-6), Marks: []Mark{uplinkMark(uplink)}}},
 	}
 }
