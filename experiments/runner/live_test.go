@@ -86,11 +86,17 @@ func TestLiveRunOfBothSystems(t *testing.T) {
 	target, tmp := liveTarget(t)
 	out := t.TempDir()
 	sc := shortStorm(t, "45s", scenario.Set{Path: "events[2].at", Value: "5s"})
-	outs, err := RunLive(context.Background(), sc, LiveOptions{Target: target, OutDir: out})
+	var progress lockedBuffer
+	outs, err := RunLive(context.Background(), sc, LiveOptions{Target: target, OutDir: out, Progress: &progress})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkCleanedUp(t, tmp)
+	// A run that ended as planned stopped its systems as planned: no line
+	// reads like a failure ("operator stopped: context canceled").
+	if p := progress.String(); strings.Contains(p, "stopped: ") {
+		t.Errorf("the run's progress says a part stopped on its own:\n%s", p)
+	}
 	if len(outs) != 2 {
 		t.Fatalf("%d outputs, want one per system", len(outs))
 	}
@@ -166,6 +172,24 @@ func TestLiveRunCleansUpOnCancel(t *testing.T) {
 	if entries, _ := os.ReadDir(out); len(entries) > 0 {
 		t.Errorf("a cancelled run wrote %d entries into the results directory", len(entries))
 	}
+}
+
+// lockedBuffer is a progress writer the run's goroutines may share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // cancelAt is a progress writer that cancels once marker is written.

@@ -143,6 +143,9 @@ func (p *operatorProcess) wait() error {
 	if p.err == nil || errors.As(p.err, &exit) && exit.ExitCode() == 0 {
 		return nil
 	}
+	if errors.Is(p.err, context.Canceled) || errors.Is(p.err, context.DeadlineExceeded) {
+		return nil // exec's word for an exit its Cancel (our SIGTERM) caused
+	}
 	if errors.As(p.err, &exit) && (exit.ExitCode() == -1 || exit.ExitCode() == 143) {
 		return nil // the SIGTERM of the stop
 	}
