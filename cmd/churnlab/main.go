@@ -207,7 +207,7 @@ func newSimCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVarP(&file, "file", "f", "", "scenario file")
 	f.StringVar(&system, "system", "both", "system to simulate: baseline, reference or both")
 	f.Uint64Var(&seed, "seed", 0, "random seed (default: the scenario's seed)")
-	f.StringVar(&out, "out", "results", "results directory")
+	f.StringVar(&out, "out", "runs", "results directory (runs/ by default; results/ holds the committed runs: make record)")
 	f.BoolVar(&checkDeterminism, "check-determinism", false, "run each system twice and fail on any byte difference")
 	f.BoolVar(&liveScale, "live-scale", false, "simulate the scenario shrunk by its live.scale and cut to live.duration, as `churnlab run` plays it, into <out>/<scenario>/sim-live/")
 	f.StringArrayVar(&sets, "set", nil, setUsage)
@@ -332,7 +332,7 @@ Example, the reconcile rate of L1 through the reconcile interval:
 	f.StringVar(&opts.To, "to", "", "last value, with the same unit")
 	f.IntVar(&opts.Steps, "steps", 10, "number of points, ends included")
 	f.StringVar(&system, "system", "baseline", "system to simulate: baseline or reference")
-	f.StringVar(&opts.OutDir, "out", "results", "results directory")
+	f.StringVar(&opts.OutDir, "out", "runs", "results directory (runs/ by default; results/ holds the committed runs: make record)")
 	f.StringArrayVar(&sets, "set", nil, setUsage)
 	return cmd
 }

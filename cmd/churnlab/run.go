@@ -24,6 +24,7 @@ func newRunCommand(stdout, stderr io.Writer) *cobra.Command {
 		targetOpts                runner.TargetOptions
 		sets                      []string
 		estimate                  bool
+		injectPushDelay           time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run -f FILE [--target local|kube|kind] [--system baseline|reference|both] [--uplink token-bucket|tc] [--set PATH=VALUE ...] [--out DIR] [--estimate]",
@@ -96,10 +97,15 @@ everything the run started and writes nothing.`,
 			if err != nil {
 				return badInput{fmt.Errorf("--target: %w", err)}
 			}
-			outs, err := runner.RunLive(ctx, sc, runner.LiveOptions{Target: t, Systems: systems, OutDir: out, Progress: stderr, Uplink: uplinkKind})
+			if injectPushDelay < 0 {
+				return badInput{fmt.Errorf("--inject-push-delay %s: must not be negative", injectPushDelay)}
+			}
+			outs, err := runner.RunLive(ctx, sc, runner.LiveOptions{
+				Target: t, Systems: systems, OutDir: out, Progress: stderr, Uplink: uplinkKind, InjectPushDelay: injectPushDelay,
+			})
 			var summaries []*metrics.Summary
 			for _, o := range outs {
-				fmt.Fprintf(stdout, "wrote %s/{summary.json,timeseries.csv,vegeta.bin,scrapes.csv,notes.txt}\n", o.Dir)
+				fmt.Fprintf(stdout, "wrote %s/{summary.json,timeseries.csv,vegeta.bin,vegeta.txt,scrapes.csv,notes.txt}\n", o.Dir)
 				summaries = append(summaries, o.Summary)
 			}
 			printComparison(stdout, summaries)
@@ -114,9 +120,11 @@ everything the run started and writes nothing.`,
 	f.StringVar(&targetOpts.PodImage, "pod-image", runner.DefaultPodImage, "kube and kind targets: the game pods' container image (the game servers run in this process)")
 	f.StringVar(&system, "system", "both", "system to run: baseline, reference or both")
 	f.StringVar(&uplinkKind, "uplink", runner.UplinkTokenBucket, "how config egress is shaped: token-bucket (in this process) or tc (tbf on a veth into a network namespace the run creates; root, iproute2)")
-	f.StringVar(&out, "out", "results", "results directory")
+	f.StringVar(&out, "out", "runs", "results directory (runs/ by default; results/ holds the committed runs: make record)")
 	f.StringArrayVar(&sets, "set", nil, setUsage)
 	f.BoolVar(&estimate, "estimate", false, "print about how long the run takes, and do not run it")
+	f.DurationVar(&injectPushDelay, "inject-push-delay", 0, "test only: every configd push waits this long, a regression for showing that make gate-live catches one")
+	_ = f.MarkHidden("inject-push-delay")
 	return cmd
 }
 

@@ -36,6 +36,10 @@ type LiveOptions struct {
 	Progress io.Writer    // progress lines; nil for none
 	// Uplink shapes config egress: UplinkTokenBucket (default) or UplinkTC.
 	Uplink string
+	// InjectPushDelay, for tests only, makes every configd push wait this
+	// long (server.Options.InjectPushDelay): a regression of the real
+	// code for showing that the live gate catches one.
+	InjectPushDelay time.Duration
 }
 
 // The uplinks a live run can shape config egress with.
@@ -109,7 +113,7 @@ func RunLive(ctx context.Context, sc *scenario.Scenario, opts LiveOptions) ([]Li
 	var outs []LiveOutput
 	for _, system := range systems {
 		run := &liveRun{
-			sc: live, system: system, target: opts.Target, progress: progress, uplink: opts.Uplink,
+			sc: live, system: system, target: opts.Target, progress: progress, uplink: opts.Uplink, injectPushDelay: opts.InjectPushDelay,
 			dir: filepath.Join(opts.OutDir, sc.Metadata.Name, opts.Target.Name(), string(system)),
 		}
 		out, err := run.run(ctx)
@@ -123,12 +127,13 @@ func RunLive(ctx context.Context, sc *scenario.Scenario, opts LiveOptions) ([]Li
 
 // liveRun is one system's live run.
 type liveRun struct {
-	sc       *scenario.Scenario // at live scale
-	system   sim.System
-	target   Target
-	uplink   string // LiveOptions.Uplink
-	progress *progress
-	dir      string // results
+	sc              *scenario.Scenario // at live scale
+	system          sim.System
+	target          Target
+	uplink          string        // LiveOptions.Uplink
+	injectPushDelay time.Duration // LiveOptions.InjectPushDelay
+	progress        *progress
+	dir             string // results
 
 	cluster  *Cluster
 	kube     kubernetes.Interface

@@ -314,6 +314,8 @@ func (r *referenceSystem) serve(ctx context.Context, rep *replica, l net.Listene
 		L1Entries: r.run.sc.Reference.L1.Entries,
 		L1Bytes:   r.run.sc.Reference.L1.Entries * int(r.run.sc.Reference.L1.EntryBytes),
 		Registry:  registry,
+		// Zero but when a test injects a slower server (LiveOptions).
+		InjectPushDelay: r.run.injectPushDelay,
 	})
 	if err != nil {
 		l.Close()

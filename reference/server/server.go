@@ -38,6 +38,11 @@ type Options struct {
 	Logger           *slog.Logger
 	// Now tells the time; configurable so that tests can control it.
 	Now func() time.Time
+	// InjectPushDelay, for tests only, makes every push wait this long
+	// before it is sent: a deliberately slower server, to show that the
+	// live gate (make gate-live) catches a regression of the real code.
+	// Zero, the default, in any real use.
+	InjectPushDelay time.Duration
 }
 
 // MaxFragmentLimit is the largest Options.MaxFragmentBytes: a protobuf

@@ -162,6 +162,30 @@ func TestWatchSendsOnlyWhatChanged(t *testing.T) {
 	}
 }
 
+// TestInjectPushDelay: the test-only injected regression makes each push
+// wait at least its delay (a lower bound only: sleeping guarantees it),
+// so the live gate has a slower server to catch.
+func TestInjectPushDelay(t *testing.T) {
+	const delay = 50 * time.Millisecond
+	_, conn := startServer(t, boltStore(t), Options{InjectPushDelay: delay})
+	put(t, conn, "h-1", nil, "one")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := pb.NewConfigStreamClient(conn).Watch(ctx, &pb.WatchRequest{Selector: "hunt=h-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvUntilSynced(t, stream)
+	written := time.Now() // before the write: the push may start before Put returns
+	put(t, conn, "h-1", nil, "one, revised")
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(written); took < delay {
+		t.Errorf("the push came %s after the write; the injected delay is %s", took, delay)
+	}
+}
+
 func TestHuntLeavingTheSelectorIsDeleted(t *testing.T) {
 	_, conn := startServer(t, boltStore(t), Options{})
 	put(t, conn, "h-1", map[string]string{"region": "eu"}, "x")

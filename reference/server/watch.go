@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/churnlab/churnlab/internal/ctxsleep"
 	pb "github.com/churnlab/churnlab/reference/proto"
 	"github.com/churnlab/churnlab/reference/store"
 )
@@ -214,6 +215,9 @@ func (s *Server) send(stream pb.ConfigStream_WatchServer, u *pb.ConfigUpdate) er
 }
 
 func (s *Server) sendEncoded(stream pb.ConfigStream_WatchServer, e *encodedUpdate, seenAt time.Time) error {
+	if d := s.opts.InjectPushDelay; d > 0 && !ctxsleep.Sleep(stream.Context(), d) {
+		return stream.Context().Err()
+	}
 	if err := stream.SendMsg(e); err != nil {
 		return err
 	}
