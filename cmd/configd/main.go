@@ -7,7 +7,8 @@
 //	configd mint-token --key key.bin --role pod --scope hunt=h-17 --ttl 24h
 //
 // Exit codes: 0 after a clean shutdown (SIGINT or SIGTERM), 1 when the
-// service fails, 2 for bad flags.
+// service fails, 2 for bad flags or files, and for a --data directory
+// another configd holds (after store.DefaultLockTimeout, not for ever).
 package main
 
 import (
