@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,7 +36,7 @@ the Veltrix-like operator (package baseline) and the streaming config
 service (package reference), one after the other, each on a fresh cluster.
 Game pods are in-process workers with real sockets, behind a load balancer
 with active health checks, under vegeta load. It writes
-<out>/<scenario>/<target>/<system>/{summary.json,timeseries.csv,vegeta.bin,scrapes.csv,notes.txt}.
+<out>/<scenario>/<target>/<system>/{summary.json,timeseries.csv,vegeta.bin,vegeta.txt,scrapes.csv,notes.txt}.
 
 Targets: local (the default) starts a control plane on this machine (make
 controlplane builds it): kube-apiserver, etcd, the controller manager, the
@@ -65,9 +66,7 @@ everything the run started and writes nothing.`,
 					runner.LiveEstimate(sc, len(systems)).Round(time.Minute), len(systems), sc.Live.Duration, runner.LiveSetup)
 				return nil
 			}
-			// A closed pipe on its output (churnlab run | head) stops the run
-			// like Ctrl-C, cleaning up, where SIGPIPE would kill it outright.
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
+			ctx, stdout, stderr, stop := runContext(stdout, stderr)
 			defer stop()
 			if uplinkKind != runner.UplinkTokenBucket && uplinkKind != runner.UplinkTC {
 				return badInput{fmt.Errorf("--uplink %q: want %s or %s", uplinkKind, runner.UplinkTokenBucket, runner.UplinkTC)}
@@ -146,4 +145,33 @@ func checkKubeconfig(opts runner.TargetOptions) error {
 		return badInput{fmt.Errorf("--target kube: cannot use kubeconfig %s, context %s: %w", file, context, err)}
 	}
 	return nil
+}
+
+// runContext is a live run's context. It ends on Ctrl-C or SIGTERM, and
+// when a write to stdout or stderr finds its pipe closed (churnlab run |
+// head), so that the run stops and cleans up as on Ctrl-C instead of dying
+// of SIGPIPE and leaving its temporary directories. SIGPIPE itself is
+// ignored, not watched: with signal.Notify it comes for a write to any
+// closed socket as well, such as a pod's connection cut by its deletion in
+// a rolling update, and stopped such runs half way.
+func runContext(stdout, stderr io.Writer) (ctx context.Context, out, errOut io.Writer, stop func()) {
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(ctx)
+	return ctx, closedPipeStops{stdout, cancel}, closedPipeStops{stderr, cancel},
+		func() { cancel(nil); stopSignals() }
+}
+
+// closedPipeStops cancels the run when a write finds its pipe closed.
+type closedPipeStops struct {
+	w      io.Writer
+	cancel context.CancelCauseFunc
+}
+
+func (c closedPipeStops) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	if errors.Is(err, syscall.EPIPE) {
+		c.cancel(fmt.Errorf("output closed: %w", err))
+	}
+	return n, err
 }
