@@ -49,7 +49,8 @@ experiment: bin/churnlab ## run SCENARIO (default restart-storm) in MODE (sim, l
 	  bin/churnlab run -f $(SCENARIO_FILE) --target local --out $(OUT); fi
 	@echo "step 4/4: plot $(SCENARIO)'s results, baseline against reference and sim against live (about 5 s)"
 	@bin/churnlab plot $(OUT)/$(SCENARIO) -f $(SCENARIO_FILE)
-	@echo "results in $(OUT)/$(SCENARIO)/ (the committed runs in $(RESULTS)/ are unchanged; make record SCENARIO=$(SCENARIO) replaces them)"
+	@if [ "$(OUT)" = "$(RESULTS)" ]; then echo "recorded into $(RESULTS)/$(SCENARIO)/, the committed runs: make report, then commit"; \
+	else echo "results in $(OUT)/$(SCENARIO)/ (the committed runs in $(RESULTS)/ are unchanged; make record SCENARIO=$(SCENARIO) replaces them)"; fi
 
 .PHONY: record
 record: ## make experiment into results/, replacing SCENARIO's committed runs (then make report, and commit)
@@ -72,28 +73,29 @@ compare: bin/churnlab ## draw SCENARIO's charts from OUT (p99, egress, 429s, pod
 gate: bin/churnlab ## CI gate: simulate what results/gate.yaml names and fail on a regression of p99 (and more) against the committed runs (about 2 s)
 	bin/churnlab gate --thresholds $(RESULTS)/gate.yaml --rules sim
 
-# The live gate plays GATE_SCENARIO's reference system REPEAT times for
-# GATE_LIVE (shortened from the file's live.duration to fit a coffee) and
-# checks the live rules against the repetitions committed under results/.
-# GATE_SET adds --set overrides to the new runs (to try a change).
+# The live gate plays GATE_SCENARIO's reference system (the real configd,
+# agents and game pods on the local control plane) REPEAT times and checks
+# results/gate.yaml's live rules against the repetitions committed under
+# results/GATE_SCENARIO/local/reference/run-*/ with a U test. .ci/run runs
+# it. GATE_SET adds flags to the new runs, to try a change (for example
+# GATE_SET='--inject-push-delay 20ms', a configd 20 ms slower per push).
 REPEAT        ?= 5
-GATE_SCENARIO ?= steady
-GATE_LIVE     ?= 60s
-GATE_RUN = bin/churnlab run -f experiments/scenarios/$(GATE_SCENARIO).yaml --system reference --set live.duration=$(GATE_LIVE)
+GATE_SCENARIO ?= gate-churn
+GATE_RUN = bin/churnlab run -f experiments/scenarios/$(GATE_SCENARIO).yaml --system reference
 
 .PHONY: gate-live
-gate-live: bin/churnlab controlplane ## live gate: REPEAT live runs of the reference, checked against results/gate.yaml's live rules with a U test (about 9 min)
+gate-live: bin/churnlab controlplane ## live gate (in CI): REPEAT live runs of the reference under churn, checked against results/gate.yaml's live rules with a U test (about 8 min)
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	for i in $$(seq 1 $(REPEAT)); do echo "gate-live: run $$i of $(REPEAT) ($(GATE_SCENARIO), reference, $(GATE_LIVE) live, about 2 min)"; \
+	for i in $$(seq 1 $(REPEAT)); do echo "gate-live: run $$i of $(REPEAT) ($(GATE_SCENARIO), reference, $$($(GATE_RUN) --estimate))"; \
 	  $(GATE_RUN) $(GATE_SET) --out "$$tmp/run-$$i" >/dev/null || exit 1; done && \
 	bin/churnlab gate --thresholds $(RESULTS)/gate.yaml --rules live "$$tmp"/run-*
 
 .PHONY: gate-live-reference
-gate-live-reference: bin/churnlab controlplane ## record the live gate's reference: REPEAT live runs into results/GATE_SCENARIO/local/reference/run-N/ (about 9 min; commit them)
-	@for i in $$(seq 1 $(REPEAT)); do echo "gate-live-reference: run $$i of $(REPEAT) ($(GATE_SCENARIO), reference, $(GATE_LIVE) live, about 2 min)"; \
+gate-live-reference: bin/churnlab controlplane ## record the live gate's reference: REPEAT live runs into results/GATE_SCENARIO/local/reference/run-N/ (about 8 min; commit them)
+	@for i in $$(seq 1 $(REPEAT)); do echo "gate-live-reference: run $$i of $(REPEAT) ($(GATE_SCENARIO), reference)"; \
 	  tmp=$$(mktemp -d) && $(GATE_RUN) --out "$$tmp" >/dev/null && \
-	  mkdir -p results/$(GATE_SCENARIO)/local/reference/run-$$i && \
-	  cp "$$tmp"/$(GATE_SCENARIO)/local/reference/summary.json results/$(GATE_SCENARIO)/local/reference/run-$$i/ && rm -rf "$$tmp" || exit 1; done
+	  dir=$(RESULTS)/$(GATE_SCENARIO)/local/reference/run-$$i && mkdir -p $$dir && \
+	  cp "$$tmp"/$(GATE_SCENARIO)/local/reference/{summary.json,vegeta.txt} $$dir/ && rm -rf "$$tmp" || exit 1; done
 
 .PHONY: controlplane
 controlplane: ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok into bin/ (once: ~6 min cold)

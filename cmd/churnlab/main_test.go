@@ -89,7 +89,7 @@ func TestBadInputIsNamed(t *testing.T) {
 		not  []string // none in them
 	}{
 		{"no arguments", nil, []string{"Usage:", "Available Commands:", "churnlab: missing command"}, nil},
-		{"set bad value in a file that extends another", []string{"sim", "-f", steady, "--set", "workload.baseLatency=abc"},
+		{"set bad value in a file that extends another", []string{"sim", "-f", steady, "--set", "workload.baseLatency=abc", "--out", filepath.Join(dir, "out")},
 			[]string{`--set workload.baseLatency=abc: workload.baseLatency: bad duration "abc"`}, []string{"steady.yaml:", "restart-storm.yaml:"}},
 		{"set a path no scenario has", []string{"validate", "-f", steady, "--set", "no.such.path=1"},
 			[]string{`--set no.such.path=1: no: unknown field "no"`}, []string{"steady.yaml:"}},

@@ -63,7 +63,7 @@ everything the run started and writes nothing.`,
 			}
 			if estimate {
 				fmt.Fprintf(stdout, "about %s: %d system(s) x (%s of live time + about %s to set up)\n",
-					runner.LiveEstimate(sc, len(systems)).Round(time.Minute), len(systems), sc.Live.Duration, runner.LiveSetup)
+					roundEstimate(runner.LiveEstimate(sc, len(systems))), len(systems), sc.Live.Duration, runner.LiveSetup)
 				return nil
 			}
 			ctx, stdout, stderr, stop := runContext(stdout, stderr)
@@ -174,4 +174,13 @@ func (c closedPipeStops) Write(b []byte) (int, error) {
 		c.cancel(fmt.Errorf("output closed: %w", err))
 	}
 	return n, err
+}
+
+// roundEstimate rounds an estimate as a person would say it: to the
+// minute past 10 minutes, to 10 s below (85 s is "1m30s", not "1m0s").
+func roundEstimate(d time.Duration) time.Duration {
+	if d >= 10*time.Minute {
+		return d.Round(time.Minute)
+	}
+	return d.Round(10 * time.Second)
 }

@@ -79,6 +79,7 @@ func (g *generator) funcs() template.FuncMap {
 		"benchTable":     g.benchTable,
 		"plot":           g.plot,
 		"successBetween": g.successBetween,
+		"fewestReady":    g.fewestReady,
 		"bench":          g.bench,
 		"knee":           g.knee,
 		"liveErr":        g.liveErr,
@@ -555,8 +556,7 @@ func (g *generator) plot(path, alt string) (string, error) {
 // successBetween is the success ratio of the requests a run's
 // timeseries.csv counts in [from, to) seconds.
 func (g *generator) successBetween(scenario, mode, system string, from, to float64) (float64, error) {
-	path := filepath.Join(g.root, ResultsDir, scenario, mode, system, "timeseries.csv")
-	ts, err := metrics.ReadFile(path, metrics.ReadTimeseries)
+	ts, path, err := g.timeseries(scenario, mode, system)
 	if err != nil {
 		return 0, err
 	}
@@ -572,6 +572,27 @@ func (g *generator) successBetween(scenario, mode, system string, from, to float
 		return 0, fmt.Errorf("%s: no requests in [%g s, %g s)", path, from, to)
 	}
 	return good / total, nil
+}
+
+// fewestReady is the fewest pods with config in any second of a run
+// (timeseries.csv's pods_ready).
+func (g *generator) fewestReady(scenario, mode, system string) (float64, error) {
+	ts, path, err := g.timeseries(scenario, mode, system)
+	if err != nil {
+		return 0, err
+	}
+	ready := ts.Column("pods_ready")
+	if len(ready) == 0 {
+		return 0, fmt.Errorf("%s: no rows", path)
+	}
+	return slices.Min(ready), nil
+}
+
+// timeseries reads results/<scenario>/<mode>/<system>/timeseries.csv.
+func (g *generator) timeseries(scenario, mode, system string) (*metrics.Timeseries, string, error) {
+	path := filepath.Join(g.root, ResultsDir, scenario, mode, system, "timeseries.csv")
+	ts, err := metrics.ReadFile(path, metrics.ReadTimeseries)
+	return ts, path, err
 }
 
 // knee is the reconcile rate per replica at the knee of
