@@ -3,9 +3,9 @@ package controlplane
 import (
 	"context"
 	"crypto/rand"
-	_ "embed"
 	"crypto/rsa"
 	"crypto/x509"
+	_ "embed"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
