@@ -22,6 +22,7 @@ func churnlab(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 func TestExitCodes(t *testing.T) {
+	out := t.TempDir() // where a command that gets as far as its --out check may make it
 	cases := []struct {
 		name string
 		args []string
@@ -43,7 +44,7 @@ func TestExitCodes(t *testing.T) {
 		{"set unknown field", []string{"validate", "-f", stormFile, "--set", "baseline.replicaz=3"}, exitBadInput, `unknown field "replicaz"`},
 		{"set bad value", []string{"validate", "-f", stormFile, "--set", "baseline.replicas=0"}, exitBadInput, "baseline.replicas"},
 		{"sweep without param", []string{"sweep", "-f", stormFile}, exitBadInput, "missing --param"},
-		{"sweep bad range", []string{"sweep", "-f", stormFile, "--param", "cluster.pods", "--from", "3s", "--to", "9"}, exitBadInput, "different units"},
+		{"sweep bad range", []string{"sweep", "-f", stormFile, "--param", "cluster.pods", "--from", "3s", "--to", "9", "--out", out}, exitBadInput, "different units"},
 		{"run estimate", []string{"run", "-f", stormFile, "--estimate"}, exitOK, "about 12m0s: 2 system(s) x (5m0s of live time"},
 		{"run kubeconfig without kube", []string{"run", "-f", stormFile, "--target", "kind", "--kubeconfig", "x"}, exitBadInput, "--kubeconfig and --context are for --target kube, not kind"},
 		{"run unknown target", []string{"run", "-f", stormFile, "--target", "mars"}, exitBadInput, `unknown target "mars"`},

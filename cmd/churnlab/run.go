@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -70,6 +71,9 @@ everything the run started and writes nothing.`,
 			defer stop()
 			if uplinkKind != runner.UplinkTokenBucket && uplinkKind != runner.UplinkTC {
 				return badInput{fmt.Errorf("--uplink %q: want %s or %s", uplinkKind, runner.UplinkTokenBucket, runner.UplinkTC)}
+			}
+			if !slices.Contains(runner.Targets, target) {
+				return badInput{fmt.Errorf("--target: unknown target %q: want one of %v", target, runner.Targets)}
 			}
 			if target != "kube" && (targetOpts.Kubeconfig != "" || targetOpts.Context != "") {
 				return badInput{fmt.Errorf("--kubeconfig and --context are for --target kube, not %s", target)}
