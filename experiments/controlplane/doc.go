@@ -3,6 +3,9 @@
 // Fairness on, token auth, RBAC, a self-signed serving certificate),
 // kube-controller-manager, kube-scheduler, and kwok with fake nodes, every
 // one on random free loopback ports in its own temporary directory.
+// kwok plays the pod lifecycle of kwok-stages.yaml: its own, but for
+// readiness gates, which keep a pod unready until each is True, as a
+// kubelet does.
 //
 // The binaries are the ones `make controlplane` builds into bin/ from Go
 // modules (tools/controlplane). Start returns once every component is

@@ -11,6 +11,9 @@
 //   - Meanwhile and after, it serves a Game: /play answers only once the
 //     config is loaded, /healthz says whether it is, for the load
 //     balancer's active checks.
+//   - Once the config is in, the Realizer sets the pod's ConfigReady
+//     condition, the readiness gate the game pods carry, so the pod is
+//     Ready, and available to its Deployment's rollout, only with config.
 //
 // The Game is a single FIFO server, as the simulator's pod is: each
 // request takes an exponential service time of mean 1/capacity in turn,
