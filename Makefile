@@ -27,7 +27,7 @@ help: ## print this list
 	@echo "scenarios: $$(ls experiments/scenarios/*.yaml | xargs -n1 basename | sed 's/\.yaml$$//' | tr '\n' ' ')"
 
 bin/churnlab: FORCE
-	@test -x $@ || echo "building bin/churnlab (first time on a machine: about 3.5 min on 2 cores, downloading ~300 MB of Go modules; afterwards seconds)"
+	@test -x $@ || echo "building bin/churnlab (first time on a machine: about 2.5 min on 2 cores, downloading its Go modules; afterwards seconds)"
 	@go build -o $@ ./cmd/churnlab
 
 .PHONY: FORCE
@@ -84,14 +84,14 @@ GATE_SCENARIO ?= gate-churn
 GATE_RUN = bin/churnlab run -f experiments/scenarios/$(GATE_SCENARIO).yaml --system reference
 
 .PHONY: gate-live
-gate-live: bin/churnlab controlplane ## live gate (in CI): REPEAT live runs of the reference under churn, checked against results/gate.yaml's live rules with a U test (about 8 min)
+gate-live: bin/churnlab controlplane ## live gate (in CI): REPEAT live runs of the reference under churn, checked against results/gate.yaml's live rules with a U test (about 5 min)
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	for i in $$(seq 1 $(REPEAT)); do echo "gate-live: run $$i of $(REPEAT) ($(GATE_SCENARIO), reference, $$($(GATE_RUN) --estimate))"; \
 	  $(GATE_RUN) $(GATE_SET) --out "$$tmp/run-$$i" >/dev/null || exit 1; done && \
 	bin/churnlab gate --thresholds $(RESULTS)/gate.yaml --rules live "$$tmp"/run-*
 
 .PHONY: gate-live-reference
-gate-live-reference: bin/churnlab controlplane ## record the live gate's reference: REPEAT live runs into results/GATE_SCENARIO/local/reference/run-N/ (about 8 min; commit them)
+gate-live-reference: bin/churnlab controlplane ## record the live gate's reference: REPEAT live runs into results/GATE_SCENARIO/local/reference/run-N/ (about 5 min; commit them)
 	@for i in $$(seq 1 $(REPEAT)); do echo "gate-live-reference: run $$i of $(REPEAT) ($(GATE_SCENARIO), reference)"; \
 	  tmp=$$(mktemp -d) && $(GATE_RUN) --out "$$tmp" >/dev/null && \
 	  dir=$(RESULTS)/$(GATE_SCENARIO)/local/reference/run-$$i && mkdir -p $$dir && \
@@ -110,10 +110,11 @@ verify-proto: proto ## check the committed generated code matches configstream.p
 	@git diff --exit-code -- reference/proto || { echo "reference/proto is stale: run make proto and commit"; exit 1; }
 
 .PHONY: test
-test: controlplane ## run every test (vet, unit, transcripts, determinism, CLI, control-plane integration, live runs)
+test: controlplane ## run every test (vet, unit, transcripts, determinism, CLI, control-plane integration, live runs; about 11 min warm)
+	@echo "make test: go vet and every package's tests (about 3 min; the first time also compiles them, a few minutes more), then the live tests (about 8 min)"
 	go vet ./...
 	go test $$(go list ./... | grep -v -e '/experiments/runner$$' -e '/reference$$')
-	@echo "the tests that measure latency on this machine, one package at a time with nothing beside them: the reference service's integration tests (slow consumers, reconnect storm, partition), then the live runs (about 5 min)"
+	@echo "the tests that measure latency on this machine, one package at a time with nothing beside them: the reference service's integration tests (slow consumers, reconnect storm, partition; about 1.5 min), then the live runs (about 6.5 min)"
 	go test -p 1 ./reference/ ./experiments/runner/
 
 .PHONY: race

@@ -19,7 +19,7 @@ todo=()
 for c in "${k8s_cmds[@]}"; do fresh "$c" "$here/go.mod" || todo+=("$c"); done
 if [ ${#todo[@]} -gt 0 ]; then
   echo "controlplane: building ${todo[*]} from k8s.io/kubernetes $K8S_VERSION"
-  echo "controlplane:   cold: about 5 min on 2 cores and ~2 GB of RAM (kube-apiserver alone 3 min); warm cache: seconds"
+  echo "controlplane:   cold: about 6 min on 2 cores and ~2 GB of RAM (kube-apiserver alone 3 min); warm cache: seconds"
   start=$SECONDS
   pkgs=()
   for c in "${todo[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
@@ -42,7 +42,7 @@ else
 fi
 
 if ! fresh kwok "$here/build.sh"; then
-  echo "controlplane: installing kwok $KWOK_VERSION (about 1 min cold)"
+  echo "controlplane: installing kwok $KWOK_VERSION (about 2 min cold)"
   start=$SECONDS
   GOBIN="$bin" go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   echo "controlplane: built kwok in $((SECONDS - start)) s"
