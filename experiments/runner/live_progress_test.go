@@ -9,18 +9,6 @@ import (
 	"github.com/churnlab/churnlab/experiments/scenario"
 )
 
-// TestLiveStepsTakeLiveSetup: the setup steps' times add up to the
-// LiveSetup that run --estimate promises.
-func TestLiveStepsTakeLiveSetup(t *testing.T) {
-	var sum time.Duration
-	for _, s := range liveSteps {
-		sum += s.takes
-	}
-	if sum != LiveSetup {
-		t.Errorf("liveSteps take %s, LiveSetup says %s", sum, LiveSetup)
-	}
-}
-
 // TestLiveProgressMovesWithTheRunsClock: during the run step, the bar is
 // the share of setup plus live time done, not a fixed step count (it sat
 // at 85% for a whole live run before).
