@@ -98,7 +98,7 @@ gate-live-reference: bin/churnlab controlplane ## record the live gate's referen
 	  cp "$$tmp"/$(GATE_SCENARIO)/local/reference/{summary.json,vegeta.txt} $$dir/ && rm -rf "$$tmp" || exit 1; done
 
 .PHONY: controlplane
-controlplane: ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok into bin/ (once: ~6 min cold)
+controlplane: ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok into bin/ (once: about 8.5 min cold)
 	@tools/controlplane/build.sh
 
 .PHONY: proto
