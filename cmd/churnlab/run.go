@@ -72,6 +72,9 @@ everything the run started and writes nothing.`,
 			if uplinkKind != runner.UplinkTokenBucket && uplinkKind != runner.UplinkTC {
 				return badInput{fmt.Errorf("--uplink %q: want %s or %s", uplinkKind, runner.UplinkTokenBucket, runner.UplinkTC)}
 			}
+			if injectPushDelay < 0 {
+				return badInput{fmt.Errorf("--inject-push-delay %s: must not be negative", injectPushDelay)}
+			}
 			if !slices.Contains(runner.Targets, target) {
 				return badInput{fmt.Errorf("--target: unknown target %q: want one of %v", target, runner.Targets)}
 			}
@@ -99,9 +102,6 @@ everything the run started and writes nothing.`,
 			t, err := runner.NewTarget(target, targetOpts)
 			if err != nil {
 				return badInput{fmt.Errorf("--target: %w", err)}
-			}
-			if injectPushDelay < 0 {
-				return badInput{fmt.Errorf("--inject-push-delay %s: must not be negative", injectPushDelay)}
 			}
 			outs, err := runner.RunLive(ctx, sc, runner.LiveOptions{
 				Target: t, Systems: systems, OutDir: out, Progress: stderr, Uplink: uplinkKind, InjectPushDelay: injectPushDelay,
