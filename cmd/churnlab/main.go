@@ -77,7 +77,7 @@ summary.json and timeseries.csv for each.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput{err} })
 	root.AddCommand(newSimCommand(stdout, stderr), newRunCommand(stdout, stderr), newSweepCommand(stdout, stderr), newValidateCommand(stdout),
-		newPlotCommand(stdout), newGateCommand(stdout, stderr), newReportCommand(stdout))
+		newPlotCommand(stdout), newGateCommand(stdout, stderr), newReportCommand(stdout), newKindCommand(stdout, stderr))
 	return root
 }
 

@@ -1,0 +1,126 @@
+package kindnode
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/churnlab/churnlab/experiments/images"
+)
+
+// KubernetesVersion is the node's Kubernetes: the control plane's (see
+// tools/controlplane/build.sh), since kind v0.33's own nodes are 1.37,
+// whose kubelet refuses this machine's cgroup v1 hierarchy.
+const KubernetesVersion = "v1.34.4"
+
+// The tags kubeadm 1.34.4 asks for (`kubeadm config images list`), and
+// kind's containerd config's sandbox image.
+const (
+	etcdTag    = "registry.k8s.io/etcd:3.6.5-0"
+	corednsTag = "registry.k8s.io/coredns/coredns:v1.12.1"
+	pauseTag   = "registry.k8s.io/pause:3.10.1"
+	kindPause  = "registry.k8s.io/pause:3.10"
+	nodenetTag = "churnlab.local/nodenet:" + KubernetesVersion
+)
+
+const path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Binaries are the programs the node image is made of, built on this
+// machine (make node-image builds them).
+type Binaries struct {
+	ControlPlane string // kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd: make controlplane's bin/
+	Node         string // kubelet, kubeadm, kube-proxy, coredns, pause, nodenet: bin/node/
+}
+
+func (b Binaries) controlPlane(name string) string { return filepath.Join(b.ControlPlane, name) }
+func (b Binaries) node(name string) string         { return filepath.Join(b.Node, name) }
+
+// check names the first binary that is missing.
+func (b Binaries) check() error {
+	for _, p := range []string{
+		b.controlPlane("kube-apiserver"), b.controlPlane("kube-controller-manager"), b.controlPlane("kube-scheduler"),
+		b.controlPlane("kubectl"), b.controlPlane("etcd"),
+		b.node("kubelet"), b.node("kubeadm"), b.node("kube-proxy"), b.node("coredns"), b.node("pause"), b.node("nodenet"),
+	} {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("node image: %s is missing: `make node-image` builds it", p)
+		}
+	}
+	return nil
+}
+
+// preloaded returns the images the node's containerd holds before kubeadm
+// runs: the control plane's, kube-proxy, coredns, pause and the pod
+// network. Binaries built with cgo (the control plane's) get the shared
+// libraries they need from this machine; kube-proxy gets iptables from
+// the node's rootfs.
+func preloaded(b Binaries, rootfs string) ([]images.Image, error) {
+	var out []images.Image
+	binary := func(refs []string, root string, files []images.File, entrypoint ...string) error {
+		files, err := images.WithLibraries(root, files)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", refs[0], err)
+		}
+		files = append(files, images.File{Path: "/tmp", Mode: 0o1777}, images.File{Path: "/etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")})
+		layer, err := images.Layer(files)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", refs[0], err)
+		}
+		out = append(out, images.Image{Refs: refs, Layers: []v1.Layer{layer}, Entrypoint: entrypoint, Env: []string{path}})
+		return nil
+	}
+	bin := func(dst, src string) images.File { return images.File{Path: dst, Source: src} }
+	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+		if err := binary([]string{"registry.k8s.io/" + c + ":" + KubernetesVersion}, "/", []images.File{bin("/usr/local/bin/"+c, b.controlPlane(c))}); err != nil {
+			return nil, err
+		}
+	}
+	if err := binary([]string{etcdTag}, "/", []images.File{bin("/usr/local/bin/etcd", b.controlPlane("etcd"))}); err != nil {
+		return nil, err
+	}
+	proxy, err := iptablesFiles(rootfs)
+	if err != nil {
+		return nil, err
+	}
+	proxy = append(proxy, bin("/usr/local/bin/kube-proxy", b.node("kube-proxy")))
+	if err := binary([]string{"registry.k8s.io/kube-proxy:" + KubernetesVersion}, rootfs, proxy); err != nil {
+		return nil, err
+	}
+	if err := binary([]string{corednsTag}, "/", []images.File{bin("/coredns", b.node("coredns"))}, "/coredns"); err != nil {
+		return nil, err
+	}
+	if err := binary([]string{pauseTag, kindPause}, "/", []images.File{bin("/pause", b.node("pause"))}, "/pause"); err != nil {
+		return nil, err
+	}
+	if err := binary([]string{nodenetTag}, "/", []images.File{bin("/nodenet", b.node("nodenet"))}, "/nodenet"); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// iptablesFiles are iptables from the node's rootfs (its nf_tables
+// variant) under the names kube-proxy runs, with the extensions it loads.
+// kind's entrypoint points the node's own iptables at the variant that
+// already holds rules, and the engine's embedded-DNS rules are written by
+// the host's iptables, nf_tables on Debian: on such hosts node and
+// kube-proxy agree. (Where they differ both still work, since the kernel
+// runs both tables; checked by hand with the legacy variant here.)
+func iptablesFiles(rootfs string) ([]images.File, error) {
+	multi := "/usr/sbin/xtables-nft-multi"
+	files := []images.File{{Path: multi, Source: filepath.Join(rootfs, multi)}}
+	for _, name := range []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore",
+		"iptables-nft", "iptables-nft-save", "iptables-nft-restore", "ip6tables-nft", "ip6tables-nft-save", "ip6tables-nft-restore"} {
+		files = append(files, images.File{Path: "/usr/sbin/" + name, Link: "xtables-nft-multi"})
+	}
+	extensions, err := filepath.Glob(filepath.Join(rootfs, "usr/lib/x86_64-linux-gnu/xtables/*.so"))
+	if err != nil || len(extensions) == 0 {
+		return nil, fmt.Errorf("node image: no iptables extensions in %s (is iptables in the rootfs?)", rootfs)
+	}
+	for _, e := range extensions {
+		rel, _ := filepath.Rel(rootfs, e)
+		files = append(files, images.File{Path: "/" + rel, Source: e})
+	}
+	return files, nil
+}
