@@ -4,6 +4,10 @@ SHELL := /bin/bash
 
 SCENARIO ?= restart-storm
 MODE     ?= all
+# Where the live runs' cluster comes from: local (a control plane on this
+# machine, kwok's nodes) or kind (kind clusters of real nodes, in your
+# Docker or a private dockerd churnlab starts; see make node-image).
+TARGET   ?= local
 # Your runs go to runs/ (ignored by git). results/ holds the committed,
 # canonical runs that REPORT.md, the tests and the gates read; only
 # `make record` (or OUT=results) writes there.
@@ -37,6 +41,7 @@ FORCE:
 experiment: bin/churnlab ## run SCENARIO (default restart-storm) in MODE (sim, live or all: sim at full and live scale, then live) into OUT (default runs/)
 	@test -f $(SCENARIO_FILE) || { echo "no scenario $(SCENARIO): $(SCENARIO_FILE) does not exist"; exit 2; }
 	@case "$(MODE)" in sim|live|all) ;; *) echo "MODE=$(MODE): want sim, live or all"; exit 2;; esac
+	@case "$(TARGET)" in local|kind) ;; *) echo "TARGET=$(TARGET): want local or kind (bin/churnlab run --target kube for a cluster of yours)"; exit 2;; esac
 	@bin/churnlab validate -f $(SCENARIO_FILE)
 	@if [ "$(MODE)" != live ]; then \
 	  echo "step 1/4: simulate $(SCENARIO) at full scale, both systems, checking determinism (about 5 s)" && \
@@ -45,8 +50,9 @@ experiment: bin/churnlab ## run SCENARIO (default restart-storm) in MODE (sim, l
 	  bin/churnlab sim -f $(SCENARIO_FILE) --out $(OUT) --live-scale; fi
 	@if [ "$(MODE)" != sim ]; then \
 	  $(MAKE) --no-print-directory controlplane && \
-	  echo "step 3/4: play $(SCENARIO) live on a local control plane, baseline then reference ($$(bin/churnlab run -f $(SCENARIO_FILE) --estimate))" && \
-	  bin/churnlab run -f $(SCENARIO_FILE) --target local --out $(OUT); fi
+	  if [ "$(TARGET)" = kind ]; then $(MAKE) --no-print-directory node-image; fi && \
+	  echo "step 3/4: play $(SCENARIO) live on $(TARGET), baseline then reference ($$(bin/churnlab run -f $(SCENARIO_FILE) --target $(TARGET) --estimate))" && \
+	  bin/churnlab run -f $(SCENARIO_FILE) --target $(TARGET) --out $(OUT); fi
 	@echo "step 4/4: plot $(SCENARIO)'s results, baseline against reference and sim against live (about 5 s)"
 	@bin/churnlab plot $(OUT)/$(SCENARIO) -f $(SCENARIO_FILE)
 	@if [ "$(OUT)" = "$(RESULTS)" ]; then echo "recorded into $(RESULTS)/$(SCENARIO)/, the committed runs: make report, then commit"; \
@@ -100,6 +106,20 @@ gate-live-reference: bin/churnlab controlplane ## record the live gate's referen
 .PHONY: controlplane
 controlplane: ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok into bin/ (once: about 8.5 min cold)
 	@tools/controlplane/build.sh
+
+.PHONY: node-image
+node-image: bin/churnlab controlplane ## build the kind target's node image offline: kubelet, kubeadm, kube-proxy, coredns into bin/node/, a Debian rootfs, 8 preloaded images (cold: about 8 min; then seconds)
+	@tools/controlplane/build.sh node
+	@bin/churnlab kind node-image >/dev/null
+
+.PHONY: engine
+engine: bin/churnlab ## start churnlab's private container engine and keep it up for repeated kind runs (installs Debian's docker.io if need be; seconds)
+	@tools/controlplane/build.sh node >/dev/null
+	@bin/churnlab kind engine up
+
+.PHONY: engine-down
+engine-down: bin/churnlab ## stop the private container engine that make engine (or --keep-engine) left up, and remove its state
+	@bin/churnlab kind engine down
 
 .PHONY: proto
 proto: ## regenerate reference/proto/*.pb.go from configstream.proto (buf, no protoc; ~1 min first time)

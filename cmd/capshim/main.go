@@ -20,6 +20,8 @@
 package main
 
 import (
+	"github.com/churnlab/churnlab/internal/caps"
+
 	"fmt"
 	"os"
 	"strings"
@@ -42,7 +44,7 @@ func main() {
 }
 
 func run(runc string, args []string) error {
-	missing, err := ungrantable()
+	missing, err := caps.Ungrantable()
 	if err != nil {
 		return err
 	}

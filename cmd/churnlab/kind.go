@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/churnlab/churnlab/experiments/controlplane"
+	"github.com/churnlab/churnlab/experiments/engine"
 	"github.com/churnlab/churnlab/experiments/kindnode"
 )
 
@@ -51,6 +52,49 @@ func newKindCommand(stdout, stderr io.Writer) *cobra.Command {
 		},
 	}
 	nodeImage.Flags().StringVar(&cache, "cache", defaultCache(), "where the image's rootfs, layers and tarballs are kept between builds")
-	kind.AddCommand(nodeImage)
+
+	engineCmd := &cobra.Command{
+		Use:   "engine up|down",
+		Short: "Start (and keep) or stop churnlab's private container engine, for repeated kind runs",
+		Long: `up finds a Docker or Podman that answers, or else starts churnlab's private
+dockerd (installing Debian's docker.io if need be) and leaves it running,
+so that later --target kind runs reuse it; it prints the DOCKER_HOST that
+reaches it. down stops that private daemon and removes its state; it
+touches no other daemon.`,
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{"up", "down"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bin, err := controlplane.DefaultBinDir()
+			if err != nil {
+				return err
+			}
+			opts := engine.Options{State: filepath.Join(cache, "engine"), ExecRoot: engine.DefaultExecRoot, Capshim: filepath.Join(bin, "capshim"), Keep: true, Progress: stderr}
+			switch args[0] {
+			case "up":
+				e, err := engine.Ensure(cmd.Context(), opts)
+				if err != nil {
+					return err
+				}
+				for _, kv := range e.Env {
+					fmt.Fprintln(stdout, kv)
+				}
+				return nil
+			case "down":
+				stopped, err := engine.StopPrivate(opts)
+				if err != nil {
+					return err
+				}
+				if stopped {
+					fmt.Fprintln(stderr, "engine: churnlab's private dockerd stopped, its state removed")
+				} else {
+					fmt.Fprintln(stderr, "engine: churnlab's private dockerd was not running")
+				}
+				return nil
+			}
+			return badInput{fmt.Errorf("churnlab kind engine %s: want up or down", args[0])}
+		},
+	}
+	engineCmd.Flags().StringVar(&cache, "cache", defaultCache(), "where the private engine's state is kept")
+	kind.AddCommand(nodeImage, engineCmd)
 	return kind
 }

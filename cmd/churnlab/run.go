@@ -46,9 +46,12 @@ uses the cluster a kubeconfig names (--kubeconfig, --context): the run makes
 a namespace of its own, a service account for the operator, and game pods
 that run --pod-image, and deletes them at the end; the cluster keeps its own
 APF and its etcd is not scraped. kind creates a kind cluster with the
-scenario's node count for each system and deletes it (Docker, Podman or
-nerdctl). On every target the game servers run in this process, reached
-over loopback, one per Running pod.
+scenario's node count for each system and deletes it; its nodes run
+churnlab's node image, built offline (churnlab kind node-image), in your
+Docker or Podman, or else in a private dockerd that the run starts and
+stops (--keep-engine leaves it up; churnlab kind engine down stops it). On
+every target the game servers run in this process, reached over loopback,
+one per Running pod.
 
 Each system takes live.duration plus about half a minute. Ctrl-C stops
 everything the run started and writes nothing.`,
@@ -91,7 +94,7 @@ everything the run started and writes nothing.`,
 			}
 			// bin/ holds the control plane (built here for local) and the
 			// operator's program, which every target's baseline run builds.
-			if target == "local" {
+			if target == "local" || target == "kind" {
 				targetOpts.BinDir, err = controlplane.EnsureBuilt(ctx, stderr)
 			} else {
 				targetOpts.BinDir, err = controlplane.DefaultBinDir()
@@ -121,6 +124,8 @@ everything the run started and writes nothing.`,
 	f.StringVar(&targetOpts.Kubeconfig, "kubeconfig", "", "kube target: kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
 	f.StringVar(&targetOpts.Context, "context", "", "kube target: kubeconfig context (default its current one)")
 	f.StringVar(&targetOpts.PodImage, "pod-image", runner.DefaultPodImage, "kube and kind targets: the game pods' container image (the game servers run in this process)")
+	f.StringVar(&targetOpts.Cache, "cache", defaultCache(), "kind target: where the node image and the private engine's state are kept")
+	f.BoolVar(&targetOpts.KeepEngine, "keep-engine", false, "kind target: leave a private engine this run starts running, for later runs")
 	f.StringVar(&system, "system", "both", "system to run: baseline, reference or both")
 	f.StringVar(&uplinkKind, "uplink", runner.UplinkTokenBucket, "how config egress is shaped: token-bucket (in this process) or tc (tbf on a veth into a network namespace the run creates; root, iproute2)")
 	f.StringVar(&out, "out", "runs", "results directory (runs/ by default; results/ holds the committed runs: make record)")

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -482,14 +483,26 @@ func (s *starter) nodes() error {
 // builds any missing binary and does nothing when all are current. It
 // returns the bin directory.
 func EnsureBuilt(ctx context.Context, out io.Writer) (string, error) {
+	return build(ctx, out)
+}
+
+// EnsureNodeBuilt runs `tools/controlplane/build.sh node`: what the kind
+// target's node image is made of besides the control plane (kubelet,
+// kubeadm, kube-proxy, coredns, pause, nodenet, capshim). It returns the
+// bin directory.
+func EnsureNodeBuilt(ctx context.Context, out io.Writer) (string, error) {
+	return build(ctx, out, "node")
+}
+
+func build(ctx context.Context, out io.Writer, args ...string) (string, error) {
 	bin, err := DefaultBinDir()
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(filepath.Dir(bin), "tools", "controlplane", "build.sh"))
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(filepath.Dir(bin), "tools", "controlplane", "build.sh")}, args...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("controlplane: building the binaries: %w", err)
+		return "", fmt.Errorf("controlplane: building the binaries (build.sh %s): %w", strings.Join(args, " "), err)
 	}
 	return bin, nil
 }

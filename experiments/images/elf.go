@@ -2,7 +2,6 @@ package images
 
 import (
 	"debug/elf"
-	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -62,12 +61,11 @@ func WithLibraries(root string, files []File) ([]File, error) {
 // names (bare library names) of file, or nothing when it is not a
 // dynamically linked ELF file.
 func elfNeeds(file string) ([]string, error) {
+	if ok, err := isELF(file); !ok || err != nil {
+		return nil, err
+	}
 	f, err := elf.Open(file)
 	if err != nil {
-		var format *elf.FormatError
-		if errors.As(err, &format) {
-			return nil, nil
-		}
 		return nil, err
 	}
 	defer f.Close()
@@ -136,4 +134,16 @@ func resolveInto(root, p string, have map[string]bool) ([]File, string, error) {
 		p = target
 	}
 	return nil, "", fmt.Errorf("%s: too many levels of symlinks", p)
+}
+
+// isELF says whether file starts with ELF's magic number.
+func isELF(file string) (bool, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	magic := make([]byte, len(elf.ELFMAG))
+	n, _ := f.Read(magic)
+	return n == len(magic) && string(magic) == elf.ELFMAG, nil
 }

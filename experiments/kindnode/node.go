@@ -78,7 +78,7 @@ func Build(ctx context.Context, opts Options) (Built, error) {
 	defer os.Remove(preloadTar)
 	say(opts.Progress, "node image: %d images to preload written (%s)", len(preload), time.Since(start).Round(time.Second))
 
-	files, err := nodeFiles(opts.Binaries, kindFiles, preloadTar)
+	files, err := nodeFiles(opts.Binaries, kindFiles, rootfs, preloadTar)
 	if err != nil {
 		return Built{}, err
 	}
@@ -285,7 +285,7 @@ spec:
 // nodeFiles are what churnlab adds to the rootfs: kind's node files, the
 // enabled units, the binaries, the CNI plugins where containerd looks for
 // them, and the images to preload.
-func nodeFiles(b Binaries, kindFiles map[string]string, preloadTar string) ([]images.File, error) {
+func nodeFiles(b Binaries, kindFiles map[string]string, rootfs, preloadTar string) ([]images.File, error) {
 	var files []images.File
 	for dst, src := range kindFiles {
 		f := images.File{Path: dst, Source: src, Mode: 0o644}
@@ -307,7 +307,7 @@ func nodeFiles(b Binaries, kindFiles map[string]string, preloadTar string) ([]im
 		}
 		files = append(files, f)
 	}
-	spec, err := criBaseSpec()
+	spec, err := criBaseSpec(rootfs)
 	if err != nil {
 		return nil, err
 	}
@@ -335,12 +335,12 @@ func nodeFiles(b Binaries, kindFiles map[string]string, preloadTar string) ([]im
 }
 
 // criBaseSpec is kind's base OCI spec for containers (images/base's
-// Dockerfile): containerd's default spec with kind's product-files hook
-// and no rlimits.
-func criBaseSpec() ([]byte, error) {
-	out, err := exec.Command("ctr", "oci", "spec").Output()
+// Dockerfile): the node's containerd's default spec (ctr in the rootfs),
+// with kind's product-files hook and no rlimits.
+func criBaseSpec(rootfs string) ([]byte, error) {
+	out, err := exec.Command("chroot", rootfs, "ctr", "oci", "spec").Output()
 	if err != nil {
-		return nil, fmt.Errorf("node image: `ctr oci spec` (Debian's containerd package): %w", err)
+		return nil, fmt.Errorf("node image: `ctr oci spec` in the rootfs %s: %w", rootfs, err)
 	}
 	var spec map[string]any
 	if err := json.Unmarshal(out, &spec); err != nil {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/churnlab/churnlab/internal/debian"
 )
 
 // Suite is the Debian release the node's rootfs comes from: this
@@ -59,8 +61,8 @@ func ensureRootfs(ctx context.Context, cache string, progress io.Writer) (string
 	if _, err := os.Stat(filepath.Join(dir, "etc/os-release")); err == nil {
 		return dir, nil
 	}
-	if _, err := exec.LookPath("debootstrap"); err != nil {
-		return "", fmt.Errorf("debootstrap is not installed: `apt-get install debootstrap` (make node-image does it)")
+	if err := debian.Ensure(ctx, "debootstrap", "debootstrap", "about 10 s", progress); err != nil {
+		return "", fmt.Errorf("node image: %w", err)
 	}
 	tmp := dir + ".partial"
 	os.RemoveAll(tmp)

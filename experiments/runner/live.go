@@ -116,6 +116,15 @@ func RunLive(ctx context.Context, sc *scenario.Scenario, opts LiveOptions) ([]Li
 			progress.note("live %s: events[%d] %s at %s is past live.duration %s; the live run ends before it", sc.Metadata.Name, i, e.Name(), e.At, sc.Live.Duration)
 		}
 	}
+	// A target that holds something across its clusters (the kind
+	// target's engine) lets it go when the runs are over.
+	if closer, ok := opts.Target.(interface{ Close() error }); ok {
+		defer func() {
+			if err := closer.Close(); err != nil {
+				progress.note("%s target: %v", opts.Target.Name(), err)
+			}
+		}()
+	}
 	var outs []LiveOutput
 	for _, system := range systems {
 		run := &liveRun{

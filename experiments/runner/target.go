@@ -58,6 +58,8 @@ type TargetOptions struct {
 	Kubeconfig string // kube: the kubeconfig file; "" for $KUBECONFIG or ~/.kube/config
 	Context    string // kube: the kubeconfig context; "" for its current one
 	PodImage   string // kube, kind: the game pods' container image; default DefaultPodImage
+	Cache      string // kind: where the node image and the private engine's state are kept
+	KeepEngine bool   // kind: leave a private engine the target starts running after Close
 }
 
 // NewTarget returns the target called name.
@@ -71,7 +73,10 @@ func NewTarget(name string, opts TargetOptions) (Target, error) {
 	case "kube":
 		return kubeTarget{opts: opts}, nil
 	case "kind":
-		return kindTarget{opts: opts}, nil
+		if opts.Cache == "" {
+			return nil, fmt.Errorf("the kind target needs TargetOptions.Cache, where its node image and engine live")
+		}
+		return &kindTarget{opts: opts}, nil
 	}
 	return nil, fmt.Errorf("unknown target %q: want one of %v", name, Targets)
 }

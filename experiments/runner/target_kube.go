@@ -2,13 +2,10 @@ package runner
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,9 +18,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
-	kindcluster "sigs.k8s.io/kind/pkg/cluster"
-	kindexec "sigs.k8s.io/kind/pkg/exec"
 
 	"github.com/churnlab/churnlab/baseline"
 	"github.com/churnlab/churnlab/experiments/controlplane"
@@ -157,96 +151,6 @@ func imageDeployment(image string) func(namespace, name string, labels map[strin
 		}
 		return d
 	}
-}
-
-// kindTarget is a kind cluster (sigs.k8s.io/kind) that each run creates
-// with the scenario's node count and deletes at the end: the kube target
-// on a cluster of containers. It needs a container engine kind supports
-// (Docker, Podman or nerdctl).
-type kindTarget struct{ opts TargetOptions }
-
-func (kindTarget) Name() string { return "kind" }
-
-func (t kindTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.Writer) (_ *Cluster, err error) {
-	engine, err := kindcluster.DetectNodeProvider()
-	if err != nil {
-		return nil, fmt.Errorf("kind target: %w", err)
-	}
-	provider := kindcluster.NewProvider(engine)
-	suffix := make([]byte, 3)
-	rand.Read(suffix)
-	name := "churnlab-" + hex.EncodeToString(suffix)
-	tmp, err := os.MkdirTemp("", "churnlab-kind-")
-	if err != nil {
-		return nil, err
-	}
-	kubeconfig := filepath.Join(tmp, "kubeconfig")
-	deleteCluster := func() {
-		if err := provider.Delete(name, kubeconfig); err != nil {
-			say(progress, "kind target: deleting cluster %s: %v", name, withEngineOutput(err))
-		}
-		os.RemoveAll(tmp)
-	}
-	// Only a cluster this run created is deleted: when Create fails, kind
-	// has already removed what it made, and a cluster of that name that
-	// it found in its way is someone else's.
-	created := false
-	defer func() {
-		switch {
-		case err == nil:
-		case created:
-			deleteCluster()
-		default:
-			os.RemoveAll(tmp)
-		}
-	}()
-	config := &v1alpha4.Cluster{Nodes: []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole}}}
-	for range sc.Cluster.Nodes {
-		config.Nodes = append(config.Nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole})
-	}
-	say(progress, "kind target: creating cluster %s (1 control-plane node, %d workers; a minute or two)", name, sc.Cluster.Nodes)
-	if err := provider.Create(name, kindcluster.CreateWithV1Alpha4Config(config), kindcluster.CreateWithKubeconfigPath(kubeconfig),
-		kindcluster.CreateWithWaitForReady(3*time.Minute), kindcluster.CreateWithDisplayUsage(false), kindcluster.CreateWithDisplaySalutation(false)); err != nil {
-		return nil, fmt.Errorf("kind target: creating cluster %s: %w", name, withEngineOutput(err))
-	}
-	created = true
-	c, err := kubeTarget{opts: TargetOptions{Kubeconfig: kubeconfig, Context: "kind-" + name, BinDir: t.opts.BinDir, PodImage: t.opts.PodImage}}.Up(ctx, sc, progress)
-	if err != nil {
-		return nil, err
-	}
-	kubeDown := c.Down
-	c.Down = sync.OnceFunc(func() { kubeDown(); deleteCluster() })
-	return c, nil
-}
-
-// withEngineOutput adds to err what the container engine printed, when
-// err comes from one of its commands: kind's own error says only
-// `command "docker info ..." failed with error: exit status 1`, and the
-// engine's reason (no daemon, no permission on its socket) is in the
-// output kind kept.
-func withEngineOutput(err error) error {
-	run := kindexec.RunErrorForError(err)
-	if run == nil {
-		return err
-	}
-	// The output is stdout and stderr together: keep the last few lines
-	// that are not the JSON a command such as docker info prints before
-	// its complaint.
-	var said []string
-	for _, line := range strings.Split(string(run.Output), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "{") || strings.HasPrefix(line, "[") {
-			continue
-		}
-		if len(line) > 300 {
-			line = line[:300] + "..."
-		}
-		said = append(said, line)
-	}
-	if len(said) == 0 {
-		return err
-	}
-	return fmt.Errorf("%w; %s said: %s", err, run.Command[0], strings.Join(said[max(0, len(said)-3):], " / "))
 }
 
 func say(w io.Writer, format string, args ...any) {

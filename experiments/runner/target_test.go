@@ -92,21 +92,3 @@ func TestKubeTargetOnAnyCluster(t *testing.T) {
 	cp.Stop()
 	checkCleanedUp(t, tmp)
 }
-
-// TestKindTargetSaysWhatItNeeds: without a container engine the kind
-// target fails at once and says why.
-func TestKindTargetSaysWhatItNeeds(t *testing.T) {
-	if _, err := os.Stat("/var/run/docker.sock"); err == nil {
-		t.Skip("a Docker engine is here; the kind target would create a cluster")
-	}
-	target, err := NewTarget("kind", TargetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := shortStorm(t, "30s")
-	_, err = target.Up(context.Background(), sc.AtLiveScale(), nil)
-	if err == nil || !strings.HasPrefix(err.Error(), "kind target: ") {
-		t.Fatalf("Up = %v; want an error that names the kind target", err)
-	}
-	t.Logf("kind target: %v", err)
-}

@@ -1,0 +1,227 @@
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
+
+	"github.com/churnlab/churnlab/experiments/controlplane"
+	"github.com/churnlab/churnlab/experiments/engine"
+	"github.com/churnlab/churnlab/experiments/kindnode"
+	"github.com/churnlab/churnlab/experiments/scenario"
+)
+
+// kindTarget is a kind cluster (sigs.k8s.io/kind) that each run creates
+// with the scenario's node count and deletes at the end: the kube target
+// on a cluster of containers. Its nodes run churnlab's own node image
+// (package kindnode, built offline at the control plane's Kubernetes
+// version) in a container engine from package engine: the user's Docker
+// or Podman when one answers, else a private dockerd that the target
+// starts once and stops at Close, unless TargetOptions.KeepEngine.
+//
+// A scenario of one node gets a one-node cluster, whose control-plane
+// node also runs the pods (kind untaints it); N nodes get a control plane
+// and N workers.
+type kindTarget struct {
+	opts TargetOptions
+
+	prepared sync.Once
+	engine   *engine.Engine
+	image    string
+	err      error
+	unsetEnv []string
+}
+
+func (*kindTarget) Name() string { return "kind" }
+
+// prepare finds or starts the engine, and builds and loads the node
+// image, once for all of the target's clusters.
+func (t *kindTarget) prepare(ctx context.Context, progress io.Writer) error {
+	t.prepared.Do(func() { t.err = t.prepareOnce(ctx, progress) })
+	return t.err
+}
+
+func (t *kindTarget) prepareOnce(ctx context.Context, progress io.Writer) error {
+	begin := time.Now()
+	say(progress, "kind target: step 1/3: the node image's binaries (tools/controlplane/build.sh node)")
+	if _, err := controlplane.EnsureNodeBuilt(ctx, progress); err != nil {
+		return fmt.Errorf("kind target: %w", err)
+	}
+	say(progress, "kind target: step 2/3: a container engine")
+	e, err := engine.Ensure(ctx, engine.Options{
+		State: filepath.Join(t.opts.Cache, "engine"), ExecRoot: engine.DefaultExecRoot,
+		Capshim: filepath.Join(t.opts.BinDir, "capshim"), Keep: t.opts.KeepEngine, Progress: progress,
+	})
+	if err != nil {
+		return fmt.Errorf("kind target: %w", err)
+	}
+	t.engine = e
+	// kind's provider and the docker CLI it runs read the engine from the
+	// environment.
+	for _, kv := range e.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, had := os.LookupEnv(k); !had {
+			t.unsetEnv = append(t.unsetEnv, k)
+		}
+		os.Setenv(k, v)
+	}
+	say(progress, "kind target: step 3/3: the node image (Kubernetes %s)", kindnode.KubernetesVersion)
+	built, err := kindnode.Build(ctx, kindnode.Options{
+		Binaries: kindnode.Binaries{ControlPlane: t.opts.BinDir, Node: filepath.Join(t.opts.BinDir, "node")},
+		Cache:    filepath.Join(t.opts.Cache, "kind-node"),
+		Progress: progress,
+	})
+	if err != nil {
+		return fmt.Errorf("kind target: %w", err)
+	}
+	if err := loadImage(ctx, built, progress); err != nil {
+		return fmt.Errorf("kind target: %w", err)
+	}
+	t.image = built.Ref
+	say(progress, "kind target: engine and node image ready in %s", time.Since(begin).Round(100*time.Millisecond))
+	return nil
+}
+
+// loadImage loads the node image into the engine unless it holds it.
+func loadImage(ctx context.Context, built kindnode.Built, progress io.Writer) error {
+	if exec.CommandContext(ctx, "docker", "image", "inspect", built.Ref).Run() == nil {
+		return nil
+	}
+	say(progress, "kind target: loading %s into the engine (about 10 s)", built.Ref)
+	if out, err := exec.CommandContext(ctx, "docker", "load", "-i", built.Tarball).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker load -i %s: %w: %s", built.Tarball, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Close stops the engine when the target started it (and was not asked
+// to keep it).
+func (t *kindTarget) Close() error {
+	for _, k := range t.unsetEnv {
+		os.Unsetenv(k)
+	}
+	if t.engine == nil {
+		return nil
+	}
+	return t.engine.Stop()
+}
+
+func (t *kindTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.Writer) (_ *Cluster, err error) {
+	if err := t.prepare(ctx, progress); err != nil {
+		return nil, err
+	}
+	engineKind, err := kindcluster.DetectNodeProvider()
+	if err != nil {
+		return nil, fmt.Errorf("kind target: %w", err)
+	}
+	provider := kindcluster.NewProvider(engineKind)
+	suffix := make([]byte, 3)
+	rand.Read(suffix)
+	name := "churnlab-" + hex.EncodeToString(suffix)
+	tmp, err := os.MkdirTemp("", "churnlab-kind-")
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig := filepath.Join(tmp, "kubeconfig")
+	deleteCluster := func() {
+		if err := provider.Delete(name, kubeconfig); err != nil {
+			say(progress, "kind target: deleting cluster %s: %v", name, withEngineOutput(err))
+		}
+		os.RemoveAll(tmp)
+	}
+	// Only a cluster this run created is deleted: when Create fails, kind
+	// has already removed what it made, and a cluster of that name that
+	// it found in its way is someone else's.
+	created := false
+	defer func() {
+		switch {
+		case err == nil:
+		case created:
+			deleteCluster()
+		default:
+			os.RemoveAll(tmp)
+		}
+	}()
+	config := clusterConfig(sc)
+	begin := time.Now()
+	say(progress, "kind target: creating cluster %s on %s: %d node(s) of %s (about 30 s)", name, t.engine, len(config.Nodes), t.image)
+	if err := provider.Create(name, kindcluster.CreateWithV1Alpha4Config(config), kindcluster.CreateWithNodeImage(t.image),
+		kindcluster.CreateWithKubeconfigPath(kubeconfig), kindcluster.CreateWithWaitForReady(3*time.Minute),
+		kindcluster.CreateWithDisplayUsage(false), kindcluster.CreateWithDisplaySalutation(false)); err != nil {
+		return nil, fmt.Errorf("kind target: creating cluster %s: %w", name, withEngineOutput(err))
+	}
+	created = true
+	say(progress, "kind target: cluster %s up in %s", name, time.Since(begin).Round(100*time.Millisecond))
+	c, err := kubeTarget{opts: TargetOptions{Kubeconfig: kubeconfig, Context: "kind-" + name, BinDir: t.opts.BinDir, PodImage: t.opts.PodImage}}.Up(ctx, sc, progress)
+	if err != nil {
+		return nil, err
+	}
+	kubeDown := c.Down
+	c.Down = sync.OnceFunc(func() { kubeDown(); deleteCluster() })
+	return c, nil
+}
+
+// clusterConfig is sc's cluster for kind: one node that runs everything
+// for a one-node scenario, else a control plane and sc.Cluster.Nodes
+// workers; the API server's inflight limits are the scenario's, as on the
+// local target. (kind writes kubeadm's v1beta3 config for 1.34, whose
+// extraArgs is a map.)
+func clusterConfig(sc *scenario.Scenario) *v1alpha4.Cluster {
+	config := &v1alpha4.Cluster{Nodes: []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole}}}
+	if sc.Cluster.Nodes > 1 {
+		for range sc.Cluster.Nodes {
+			config.Nodes = append(config.Nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole})
+		}
+	}
+	if api := sc.Cluster.APIServer; api.MaxRequestsInflight > 0 {
+		config.KubeadmConfigPatches = []string{fmt.Sprintf(`kind: ClusterConfiguration
+apiServer:
+  extraArgs:
+    max-requests-inflight: "%d"
+    max-mutating-requests-inflight: "%d"
+`, api.MaxRequestsInflight, api.MaxMutatingRequestsInflight)}
+	}
+	return config
+}
+
+// withEngineOutput adds to err what the container engine printed, when
+// err comes from one of its commands: kind's own error says only
+// `command "docker info ..." failed with error: exit status 1`, and the
+// engine's reason (no daemon, no permission on its socket) is in the
+// output kind kept.
+func withEngineOutput(err error) error {
+	run := kindexec.RunErrorForError(err)
+	if run == nil {
+		return err
+	}
+	// The output is stdout and stderr together: keep the last few lines
+	// that are not the JSON a command such as docker info prints before
+	// its complaint.
+	var said []string
+	for _, line := range strings.Split(string(run.Output), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "{") || strings.HasPrefix(line, "[") {
+			continue
+		}
+		if len(line) > 300 {
+			line = line[:300] + "..."
+		}
+		said = append(said, line)
+	}
+	if len(said) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w; %s said: %s", err, run.Command[0], strings.Join(said[max(0, len(said)-3):], " / "))
+}
