@@ -1,7 +1,10 @@
 package kindnode
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -59,17 +62,11 @@ func (b Binaries) check() error {
 func preloaded(b Binaries, rootfs string) ([]images.Image, error) {
 	var out []images.Image
 	binary := func(refs []string, root string, files []images.File, entrypoint ...string) error {
-		files, err := images.WithLibraries(root, files)
-		if err != nil {
-			return fmt.Errorf("image %s: %w", refs[0], err)
+		img, err := programImage(refs, root, files, entrypoint...)
+		if err == nil {
+			out = append(out, img)
 		}
-		files = append(files, images.File{Path: "/tmp", Mode: 0o1777}, images.File{Path: "/etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")})
-		layer, err := images.Layer(files)
-		if err != nil {
-			return fmt.Errorf("image %s: %w", refs[0], err)
-		}
-		out = append(out, images.Image{Refs: refs, Layers: []v1.Layer{layer}, Entrypoint: entrypoint, Env: []string{path}})
-		return nil
+		return err
 	}
 	bin := func(dst, src string) images.File { return images.File{Path: dst, Source: src} }
 	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
@@ -98,6 +95,57 @@ func preloaded(b Binaries, rootfs string) ([]images.Image, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// programImage is an image of files and the shared libraries they need
+// from root, with a root user and /tmp.
+func programImage(refs []string, root string, files []images.File, entrypoint ...string) (images.Image, error) {
+	files, err := images.WithLibraries(root, files)
+	if err != nil {
+		return images.Image{}, fmt.Errorf("image %s: %w", refs[0], err)
+	}
+	files = append(files, images.File{Path: "/tmp", Mode: 0o1777}, images.File{Path: "/etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")})
+	layer, err := images.Layer(files)
+	if err != nil {
+		return images.Image{}, fmt.Errorf("image %s: %w", refs[0], err)
+	}
+	return images.Image{Refs: refs, Layers: []v1.Layer{layer}, Entrypoint: entrypoint, Env: []string{path}}, nil
+}
+
+// Program returns the image of one of churnlab's programs, binary (built
+// with CGO_ENABLED=0 into bin/node/), as churnlab.local/<name>:<digest of
+// the binary>, writing its tarball into cache unless it is there.
+func Program(binary, cache string) (Built, error) {
+	name := filepath.Base(binary)
+	sum, err := fileDigest(binary)
+	if err != nil {
+		return Built{}, fmt.Errorf("image of %s: %w", name, err)
+	}
+	built := Built{Ref: "churnlab.local/" + name + ":" + sum, Tarball: filepath.Join(cache, name+"-"+sum+".tar")}
+	if _, err := os.Stat(built.Tarball); err == nil {
+		return built, nil
+	}
+	img, err := programImage([]string{built.Ref}, "/", []images.File{{Path: "/" + name, Source: binary}}, "/"+name)
+	if err != nil {
+		return Built{}, err
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return Built{}, err
+	}
+	return built, images.Write(built.Tarball, img)
+}
+
+func fileDigest(file string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
 // iptablesFiles are iptables from the node's rootfs (its nf_tables

@@ -78,7 +78,7 @@ func serveHTTP(ctx context.Context, wg *sync.WaitGroup, h http.Handler, link upl
 // uplink.
 type baselineSystem struct {
 	run *liveRun
-	op  *operatorProcess
+	op  operator
 	wg  sync.WaitGroup
 	// metricsURL is the operator's /metrics, off the uplink.
 	metricsURL string
@@ -96,17 +96,17 @@ func (b *baselineSystem) install(ctx context.Context) error {
 }
 
 func (b *baselineSystem) start(ctx context.Context) (pod.Source, error) {
-	program, err := buildOperator(ctx, b.run.cluster.BinDir)
-	if err != nil {
-		return nil, err
-	}
 	started := time.Now()
-	op, err := startOperator(ctx, program, b.run.cluster.OperatorKubeconfig, b.run.cluster.Namespace, filepath.Join(b.run.tmp, "veltrix.log"), b.run.sc)
+	var err error
+	if c := b.run.cluster; c.Images != nil {
+		b.op, err = startOperatorPod(ctx, c, b.run.sc, filepath.Join(b.run.tmp, "veltrix.log"))
+	} else {
+		b.op, err = b.startOperatorProcess(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
-	b.op = op
-	target, err := url.Parse(op.url)
+	target, err := url.Parse(b.op.endpoint())
 	if err != nil {
 		return nil, err
 	}
@@ -116,8 +116,21 @@ func (b *baselineSystem) start(ctx context.Context) (pod.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.metricsURL = op.url + "/metrics"
+	b.metricsURL = b.op.endpoint() + "/metrics"
 	return &pod.BundleSource{URL: bundleURL, OperatorStarted: started, Pulled: b.pulled}, nil
+}
+
+// startOperatorProcess runs cmd/veltrix as a process on this machine.
+func (b *baselineSystem) startOperatorProcess(ctx context.Context) (operator, error) {
+	program, err := buildOperator(ctx, b.run.cluster.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	p, err := startOperator(ctx, program, b.run.cluster.OperatorKubeconfig, b.run.cluster.Namespace, filepath.Join(b.run.tmp, "veltrix.log"), b.run.sc)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // changeConfig rewrites the start of one config object per hunt. The

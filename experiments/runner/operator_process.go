@@ -49,26 +49,15 @@ func buildOperator(ctx context.Context, binDir string) (string, error) {
 // it answers. Cancelling ctx stops it (SIGTERM, then SIGKILL after 10 s);
 // the kernel kills it if this process dies first.
 func startOperator(ctx context.Context, program, kubeconfig, namespace, logPath string, sc *scenario.Scenario) (*operatorProcess, error) {
-	b := sc.Baseline
 	log, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, program,
-		"--kubeconfig="+kubeconfig,
+	args := append([]string{
+		"--kubeconfig=" + kubeconfig,
 		"--listen=127.0.0.1:0", // it says where in its log
-		"--namespace="+namespace,
-		"--pod-selector="+gameSelector,
-		"--replicas="+strconv.Itoa(b.Replicas),
-		"--controller="+strconv.FormatBool(b.Controller),
-		"--reconcile-interval="+b.ReconcileInterval.D().String(),
-		"--qps="+strconv.FormatFloat(b.ClientQPS.PerSecond(), 'f', -1, 64),
-		"--burst="+strconv.Itoa(b.ClientBurst),
-		"--api-calls-per-reconcile="+strconv.Itoa(b.APICallsPerReconcile),
-		"--writes-per-reconcile="+strconv.Itoa(sc.Model.Operator.WritesPerReconcile),
-		"--reload-parallelism="+strconv.Itoa(b.ReloadParallelism),
-		"--gzip="+strconv.FormatBool(b.Gzip),
-	)
+	}, operatorArgs(sc, namespace)...)
+	cmd := exec.CommandContext(ctx, program, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
@@ -115,12 +104,46 @@ func startOperator(ctx context.Context, program, kubeconfig, namespace, logPath 
 	}
 }
 
+// operatorArgs are cmd/veltrix's flags for the scenario's baseline, but
+// where it listens and who it is.
+func operatorArgs(sc *scenario.Scenario, namespace string) []string {
+	b := sc.Baseline
+	return []string{
+		"--namespace=" + namespace,
+		"--pod-selector=" + gameSelector,
+		"--replicas=" + strconv.Itoa(b.Replicas),
+		"--controller=" + strconv.FormatBool(b.Controller),
+		"--reconcile-interval=" + b.ReconcileInterval.D().String(),
+		"--qps=" + strconv.FormatFloat(b.ClientQPS.PerSecond(), 'f', -1, 64),
+		"--burst=" + strconv.Itoa(b.ClientBurst),
+		"--api-calls-per-reconcile=" + strconv.Itoa(b.APICallsPerReconcile),
+		"--writes-per-reconcile=" + strconv.Itoa(sc.Model.Operator.WritesPerReconcile),
+		"--reload-parallelism=" + strconv.Itoa(b.ReloadParallelism),
+		"--gzip=" + strconv.FormatBool(b.Gzip),
+	}
+}
+
+// operator is the running baseline operator, wherever it runs.
+type operator interface {
+	// endpoint is its bundle endpoint, /metrics and /admin/controller.
+	endpoint() string
+	setController(ctx context.Context, on bool) error
+	// wait waits for it to stop after the run's context ended.
+	wait() error
+}
+
+func (p *operatorProcess) endpoint() string { return p.url }
+
 // servingLine is where cmd/veltrix says it listens.
 var servingLine = regexp.MustCompile(`veltrix: serving on (http://[0-9.]+:[0-9]+)`)
 
 // setController switches the operator's periodic reconcile (T3).
 func (p *operatorProcess) setController(ctx context.Context, on bool) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/admin/controller?enabled="+strconv.FormatBool(on), nil)
+	return setController(ctx, p.url, on)
+}
+
+func setController(ctx context.Context, url string, on bool) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/admin/controller?enabled="+strconv.FormatBool(on), nil)
 	if err != nil {
 		return err
 	}

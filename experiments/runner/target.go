@@ -46,7 +46,21 @@ type Cluster struct {
 	// BinDir holds etcd, for a reference service whose store is etcd,
 	// and is where the baseline operator's program (cmd/veltrix) is built.
 	BinDir string
+	// Images, on a cluster whose pods run churnlab's own programs (kind),
+	// makes their images and loads them into its nodes; nil where those
+	// programs run on this machine.
+	Images ProgramImages
 	Down   func() // stops or releases the cluster; safe to call twice
+}
+
+// ProgramImages puts churnlab's own programs into a cluster's pods.
+type ProgramImages interface {
+	// Image returns the image of cmd/<program>, built here and loaded
+	// into every node.
+	Image(ctx context.Context, program string) (string, error)
+	// NodeAddress is an address of one of the nodes that this machine
+	// reaches, for the NodePorts of the run's Services.
+	NodeAddress() (string, error)
 }
 
 // Targets lists the names NewTarget knows.

@@ -15,6 +15,7 @@ import (
 
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 
 	"github.com/churnlab/churnlab/experiments/controlplane"
@@ -168,9 +169,58 @@ func (t *kindTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.
 	if err != nil {
 		return nil, err
 	}
+	c.Images = &kindImages{provider: provider, cluster: name, binDir: t.opts.BinDir, cache: filepath.Join(t.opts.Cache, "programs"), progress: progress}
 	kubeDown := c.Down
 	c.Down = sync.OnceFunc(func() { kubeDown(); deleteCluster() })
 	return c, nil
+}
+
+// kindImages loads images of churnlab's programs into a kind cluster's
+// nodes (ctr import in each, as `kind load image-archive` does).
+type kindImages struct {
+	provider *kindcluster.Provider
+	cluster  string
+	binDir   string // its node/ holds the programs, built with CGO_ENABLED=0
+	cache    string
+	progress io.Writer
+}
+
+func (k *kindImages) Image(ctx context.Context, program string) (string, error) {
+	built, err := kindnode.Program(filepath.Join(k.binDir, "node", program), k.cache)
+	if err != nil {
+		return "", err
+	}
+	nodes, err := k.provider.ListNodes(k.cluster)
+	if err != nil {
+		return "", err
+	}
+	begin := time.Now()
+	for _, n := range nodes {
+		f, err := os.Open(built.Tarball)
+		if err != nil {
+			return "", err
+		}
+		err = nodeutils.LoadImageArchive(n, f)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("loading %s into node %s: %w", built.Ref, n, withEngineOutput(err))
+		}
+	}
+	say(k.progress, "kind target: %s loaded into %d node(s) in %s", built.Ref, len(nodes), time.Since(begin).Round(100*time.Millisecond))
+	return built.Ref, nil
+}
+
+func (k *kindImages) NodeAddress() (string, error) {
+	nodes, err := k.provider.ListNodes(k.cluster)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range nodes {
+		if ip, _, err := n.IP(); err == nil && ip != "" {
+			return ip, nil
+		}
+	}
+	return "", fmt.Errorf("kind target: no node of %s has an IPv4 address", k.cluster)
 }
 
 // clusterConfig is sc's cluster for kind: one node that runs everything
