@@ -130,12 +130,12 @@ verify-proto: proto ## check the committed generated code matches configstream.p
 	@git diff --exit-code -- reference/proto || { echo "reference/proto is stale: run make proto and commit"; exit 1; }
 
 .PHONY: test
-test: controlplane ## run every test (vet, unit, transcripts, determinism, CLI, control-plane integration, live runs; about 11 min warm)
-	@echo "make test: go vet and every package's tests (about 3 min; the first time also compiles them, a few minutes more), then the live tests (about 8 min)"
+test: controlplane node-image ## run every test (vet, unit, transcripts, determinism, CLI, control-plane integration, live runs on local and kind; about 15 min warm)
+	@echo "make test: go vet and every package's tests (about 3 min; the first time also compiles them, a few minutes more), then the live tests (about 12 min)"
 	go vet ./...
 	go test $$(go list ./... | grep -v -e '/experiments/runner$$' -e '/reference$$')
-	@echo "the tests that measure latency on this machine, one package at a time with nothing beside them: the reference service's integration tests (slow consumers, reconnect storm, partition; about 1.5 min), then the live runs (about 6.5 min)"
-	go test -p 1 ./reference/ ./experiments/runner/
+	@echo "the tests that measure latency on this machine, one package at a time with nothing beside them: the reference service's integration tests (slow consumers, reconnect storm, partition; about 1.5 min), then the live runs, local and kind (about 10 min)"
+	go test -p 1 -timeout 30m ./reference/ ./experiments/runner/
 
 .PHONY: race
 race: ## the race detector over every package, skipping the tests that start a control plane or etcd (-short)

@@ -27,13 +27,19 @@ func newKindCommand(stdout, stderr io.Writer) *cobra.Command {
 	kind := &cobra.Command{
 		Use:   "kind",
 		Short: "The kind target's parts: its node image and its container engine",
-		Args:  cobra.NoArgs,
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return badInput{fmt.Errorf("churnlab kind: unknown command %q: want node-image or engine", args[0])}
+			}
+			return badInput{fmt.Errorf("churnlab kind: missing command: node-image or engine up|down")}
+		},
 	}
 	var cache string
 	nodeImage := &cobra.Command{
 		Use:   "node-image",
 		Short: "Build the kind node image offline (Kubernetes " + kindnode.KubernetesVersion + "), print its name and tarball",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bin, err := controlplane.DefaultBinDir()
 			if err != nil {
@@ -61,16 +67,19 @@ dockerd (installing Debian's docker.io if need be) and leaves it running,
 so that later --target kind runs reuse it; it prints the DOCKER_HOST that
 reaches it. down stops that private daemon and removes its state; it
 touches no other daemon.`,
-		Args:      cobra.ExactArgs(1),
-		ValidArgs: []string{"up", "down"},
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 || (args[0] != "up" && args[0] != "down") {
+				return badInput{fmt.Errorf("churnlab kind engine: want up or down, got %q", args)}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bin, err := controlplane.DefaultBinDir()
 			if err != nil {
 				return err
 			}
 			opts := engine.Options{State: filepath.Join(cache, "engine"), ExecRoot: engine.DefaultExecRoot, Capshim: filepath.Join(bin, "capshim"), Keep: true, Progress: stderr}
-			switch args[0] {
-			case "up":
+			if args[0] == "up" {
 				e, err := engine.Ensure(cmd.Context(), opts)
 				if err != nil {
 					return err
@@ -79,19 +88,17 @@ touches no other daemon.`,
 					fmt.Fprintln(stdout, kv)
 				}
 				return nil
-			case "down":
-				stopped, err := engine.StopPrivate(opts)
-				if err != nil {
-					return err
-				}
-				if stopped {
-					fmt.Fprintln(stderr, "engine: churnlab's private dockerd stopped, its state removed")
-				} else {
-					fmt.Fprintln(stderr, "engine: churnlab's private dockerd was not running")
-				}
-				return nil
 			}
-			return badInput{fmt.Errorf("churnlab kind engine %s: want up or down", args[0])}
+			stopped, err := engine.StopPrivate(opts)
+			if err != nil {
+				return err
+			}
+			if stopped {
+				fmt.Fprintln(stderr, "engine: churnlab's private dockerd stopped, its state removed")
+			} else {
+				fmt.Fprintln(stderr, "engine: churnlab's private dockerd was not running")
+			}
+			return nil
 		},
 	}
 	engineCmd.Flags().StringVar(&cache, "cache", defaultCache(), "where the private engine's state is kept")

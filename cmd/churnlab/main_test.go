@@ -52,6 +52,11 @@ func TestExitCodes(t *testing.T) {
 		{"plot no dir", []string{"plot"}, exitBadInput, "plot takes one results directory"},
 		{"plot missing dir", []string{"plot", "no/such/dir"}, exitBadInput, "no/such/dir is not a results directory"},
 		{"plot unknown scenario", []string{"plot", "."}, exitBadInput, "no scenario file"},
+		{"kind without a command", []string{"kind"}, exitBadInput, "churnlab kind: missing command"},
+		{"kind unknown command", []string{"kind", "boot"}, exitBadInput, `churnlab kind: unknown command "boot"`},
+		{"kind engine without up or down", []string{"kind", "engine"}, exitBadInput, "churnlab kind engine: want up or down"},
+		{"kind engine sideways", []string{"kind", "engine", "sideways"}, exitBadInput, `want up or down, got ["sideways"]`},
+		{"kind node-image stray argument", []string{"kind", "node-image", "x"}, exitBadInput, "node-image takes no arguments"},
 		{"run live.duration too long", []string{"run", "-f", stormFile, "--estimate", "--set", "live.duration=1h"}, exitBadInput, "live.duration: must be at most the scenario's duration 10m0s"},
 	}
 	for _, c := range cases {

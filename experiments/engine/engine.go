@@ -210,7 +210,11 @@ func start(ctx context.Context, opts Options) (*Engine, error) {
 	cmd.Stdout, cmd.Stderr = log, log
 	// Its own process group, so that a Ctrl-C at the terminal reaches
 	// churnlab, which stops the daemon in order, and not the daemon first.
+	// A daemon not kept stops, too, if churnlab is killed outright.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if !opts.Keep {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("engine: starting dockerd: %w", err)
 	}

@@ -172,3 +172,23 @@ func TestReadSummaryRejectsUnknownKeys(t *testing.T) {
 		t.Errorf("err = %v, want one naming the file and the unknown key", err)
 	}
 }
+
+// A live run on a cluster whose etcd is out of reach (kube, kind)
+// measures the API server but not etcd: its etcd keys are null, not 0.
+func TestEtcdUnmeasuredIsNull(t *testing.T) {
+	apiOnly := NewRecorder()
+	apiOnly.APIRequests(0, 10, 1)
+	s := apiOnly.Summary(Run{Duration: time.Second})
+	if s.APIServer.Requests == nil || *s.APIServer.Requests != 10 {
+		t.Errorf("api requests %v, want 10", s.APIServer.Requests)
+	}
+	if s.Etcd.LeaderElections != nil {
+		t.Errorf("leader_elections = %d with etcd never scraped; want null", *s.Etcd.LeaderElections)
+	}
+	both := NewRecorder()
+	both.APIRequests(0, 10, 1)
+	both.Elections(0, 0)
+	if s := both.Summary(Run{Duration: time.Second}); s.Etcd.LeaderElections == nil || *s.Etcd.LeaderElections != 0 {
+		t.Errorf("leader_elections = %v with etcd scraped and no election; want 0", s.Etcd.LeaderElections)
+	}
+}

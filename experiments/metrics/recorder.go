@@ -32,7 +32,8 @@ type Recorder struct {
 	unhealthyPeak   int
 	podsEverTracked bool
 
-	controlPlane  bool // the API server and etcd were observed
+	controlPlane  bool // the API server was observed
+	etcd          bool // and etcd (not on a cluster whose etcd is out of reach)
 	apiRequests   int64
 	api429        int64
 	etcdRequests  *hdrhistogram.Histogram
@@ -131,7 +132,7 @@ func (r *Recorder) APIRequest(at time.Duration, throttled bool) {
 
 // EtcdRequest records how long etcd took to answer one request.
 func (r *Recorder) EtcdRequest(latency time.Duration) {
-	r.controlPlane = true
+	r.controlPlane, r.etcd = true, true
 	_ = r.etcdRequests.RecordValue(micros(latency))
 }
 
@@ -139,7 +140,7 @@ func (r *Recorder) EtcdRequest(latency time.Duration) {
 // at, and whether it overran the election timeout and so caused an
 // election.
 func (r *Recorder) EtcdRound(at, latency time.Duration, election bool) {
-	r.controlPlane = true
+	r.controlPlane, r.etcd = true, true
 	us := micros(latency)
 	_ = r.etcdRounds.RecordValue(us)
 	w := r.at(at)
@@ -232,7 +233,7 @@ func (r *Recorder) APIRequests(at time.Duration, requests, throttled int64) {
 // Elections records n etcd leader elections in the window of at, as a
 // live run's scrape counts them; their durations are not known.
 func (r *Recorder) Elections(at time.Duration, n int64) {
-	r.controlPlane = true
+	r.controlPlane, r.etcd = true, true
 	r.elections += n
 	r.at(at).elections += n
 }

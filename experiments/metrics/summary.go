@@ -135,6 +135,8 @@ func (r *Recorder) Summary(run Run) *Summary {
 			peak = max(peak, float64(w.apiRequests)/Window.Seconds())
 		}
 		s.APIServer.PeakRPS = &peak
+	}
+	if r.etcd {
 		s.Etcd.LeaderElections = ptr(r.elections)
 		s.Etcd.ElectionP99Ms = quantileMs(r.etcdRounds, 99)
 		s.Etcd.RequestP99Ms = quantileMs(r.etcdRequests, 99)

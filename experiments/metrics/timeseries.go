@@ -47,6 +47,8 @@ func (r *Recorder) WriteTimeseries(w io.Writer) error {
 		if r.controlPlane {
 			row[9] = strconv.FormatInt(win.apiRequests, 10)
 			row[10] = strconv.FormatInt(win.api429, 10)
+		}
+		if r.etcd {
 			row[11] = strconv.FormatInt(win.elections, 10)
 		}
 		if win.boardSeen {

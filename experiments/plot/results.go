@@ -56,15 +56,9 @@ func Results(dir string, sc *scenario.Scenario) ([]string, error) {
 		return nil
 	}
 	for _, mode := range modes {
-		series := map[string]*metrics.Timeseries{}
-		for _, s := range systems {
-			ts, err := readSeries(filepath.Join(dir, mode, s.name, "timeseries.csv"))
-			if err != nil {
-				return written, err
-			}
-			if ts != nil {
-				series[s.name] = ts
-			}
+		series, err := systemSeries(dir, mode)
+		if err != nil {
+			return written, err
 		}
 		scale := sc
 		if mode != "sim" {
@@ -76,17 +70,23 @@ func Results(dir string, sc *scenario.Scenario) ([]string, error) {
 			}
 		}
 		if live := modeLabels[mode]; strings.HasPrefix(live, "live") && slices.Contains(modes, "sim-live") {
-			predicted := map[string]*metrics.Timeseries{}
-			for _, s := range systems {
-				ts, err := readSeries(filepath.Join(dir, "sim-live", s.name, "timeseries.csv"))
-				if err != nil {
-					return written, err
-				}
-				if ts != nil {
-					predicted[s.name] = ts
-				}
+			predicted, err := systemSeries(dir, "sim-live")
+			if err != nil {
+				return written, err
 			}
 			for _, c := range simVsLiveCharts(name, mode, series, predicted, scale.Cluster.Uplink) {
+				if err := write(filepath.Join(dir, mode, c.file), c.Chart); err != nil {
+					return written, err
+				}
+			}
+		}
+		// kind against the local control plane, same scenario and scale.
+		if mode == "kind" && slices.Contains(modes, "local") {
+			local, err := systemSeries(dir, "local")
+			if err != nil {
+				return written, err
+			}
+			for _, c := range versusCharts(name, "local-vs-kind", "kind", "local", "kind", "local", series, local, scale.Cluster.Uplink) {
 				if err := write(filepath.Join(dir, mode, c.file), c.Chart); err != nil {
 					return written, err
 				}
@@ -131,6 +131,22 @@ func modesIn(dir string) ([]string, error) {
 		}
 	}
 	return modes, nil
+}
+
+// systemSeries reads each system's timeseries.csv of one mode of dir,
+// leaving out the systems that have none.
+func systemSeries(dir, mode string) (map[string]*metrics.Timeseries, error) {
+	series := map[string]*metrics.Timeseries{}
+	for _, s := range systems {
+		ts, err := readSeries(filepath.Join(dir, mode, s.name, "timeseries.csv"))
+		if err != nil {
+			return nil, err
+		}
+		if ts != nil {
+			series[s.name] = ts
+		}
+	}
+	return series, nil
 }
 
 // readSeries reads a timeseries.csv, or nil if there is none.
@@ -180,25 +196,32 @@ func modeCharts(scenarioName, mode string, series map[string]*metrics.Timeseries
 // simVsLiveCharts set a live mode's p99 and egress against the sim's
 // prediction at the same scale, for both systems.
 func simVsLiveCharts(scenarioName, mode string, live, predicted map[string]*metrics.Timeseries, uplink scenario.Bandwidth) []namedChart {
+	return versusCharts(scenarioName, "sim-vs-live", mode, "sim-live", "live", "sim", live, predicted, uplink)
+}
+
+// versusCharts sets one mode's p99 and egress (solid, labelled label)
+// against another's (dashed, otherLabel), both systems, in files named
+// <prefix>-p99.png and <prefix>-egress.png.
+func versusCharts(scenarioName, prefix, mode, other, label, otherLabel string, series, others map[string]*metrics.Timeseries, uplink scenario.Bandwidth) []namedChart {
 	title := func(what string) string {
-		return fmt.Sprintf("%s (%s vs %s): %s", scenarioName, modeLabels[mode], modeLabels["sim-live"], what)
+		return fmt.Sprintf("%s (%s vs %s): %s", scenarioName, modeLabels[mode], modeLabels[other], what)
 	}
 	lines := func(column string, scale float64) []Line {
 		var out []Line
 		for _, s := range systems {
-			if ts := live[s.name]; ts != nil {
-				out = append(out, Line{Name: s.name + ", live", X: ts.Column("t_s"), Y: scaled(ts.Column(column), scale), Color: s.color})
+			if ts := series[s.name]; ts != nil {
+				out = append(out, Line{Name: s.name + ", " + label, X: ts.Column("t_s"), Y: scaled(ts.Column(column), scale), Color: s.color})
 			}
-			if ts := predicted[s.name]; ts != nil {
-				out = append(out, Line{Name: s.name + ", sim", X: ts.Column("t_s"), Y: scaled(ts.Column(column), scale), Color: s.color, Dashed: true})
+			if ts := others[s.name]; ts != nil {
+				out = append(out, Line{Name: s.name + ", " + otherLabel, X: ts.Column("t_s"), Y: scaled(ts.Column(column), scale), Color: s.color, Dashed: true})
 			}
 		}
 		return out
 	}
 	return []namedChart{
-		{"sim-vs-live-p99.png", Chart{Title: title("p99 latency"), XLabel: "time", TimeX: true, YLabel: "p99 latency (ms, log scale)",
+		{prefix + "-p99.png", Chart{Title: title("p99 latency"), XLabel: "time", TimeX: true, YLabel: "p99 latency (ms, log scale)",
 			LogY: true, Lines: lines("p99_ms", 1)}},
-		{"sim-vs-live-egress.png", Chart{Title: title("uplink egress"), XLabel: "time", TimeX: true, YLabel: "egress (MB/s)",
+		{prefix + "-egress.png", Chart{Title: title("uplink egress"), XLabel: "time", TimeX: true, YLabel: "egress (MB/s)",
 			Lines: lines("egress_bytes", 1e-6), Marks: []Mark{uplinkMark(uplink)}}},
 	}
 }

@@ -8,10 +8,12 @@
 //   - The live runner (live*.go) plays the scenario at its live scale
 //     against the real systems on a cluster from a Target (target.go:
 //     local, a control plane on this machine; target_kube.go: kube, any
-//     cluster a kubeconfig names, and kind, a kind cluster the run
-//     creates): it installs the system
-//     (the baseline operator as its own process, cmd/veltrix, built into
-//     the target's bin directory; the reference replicas in this one),
+//     cluster a kubeconfig names; target_kind.go: kind, a kind cluster of
+//     churnlab's node image that the run creates in an engine from package
+//     engine): it installs the system (the baseline operator as its own
+//     process, cmd/veltrix, built into the target's bin directory, or on
+//     kind as a Deployment of its image, operator_pod.go; the reference
+//     replicas in this process),
 //     creates the game Deployment, realizes pods as workers (package pod)
 //     behind a health-checked balancer under vegeta load (package load),
 //     plays the timeline against the Kubernetes API (live_churn.go),

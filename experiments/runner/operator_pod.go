@@ -66,8 +66,13 @@ func startOperatorPod(ctx context.Context, c *Cluster, sc *scenario.Scenario, lo
 							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
 							PeriodSeconds: 1,
 						},
+						// Half a core, as a team sizes an operator that decodes
+						// megabytes per reconcile: the request is its CPU
+						// weight against the node's other pods (kube-apiserver
+						// asks 250m), and with 10m it got about a hundredth of
+						// the CPU under the storm and stopped answering.
 						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
-							corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("64Mi"),
+							corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("64Mi"),
 						}},
 					}},
 				},

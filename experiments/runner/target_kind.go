@@ -108,15 +108,17 @@ func loadImage(ctx context.Context, built kindnode.Built, progress io.Writer) er
 }
 
 // Close stops the engine when the target started it (and was not asked
-// to keep it).
+// to keep it). A later Up prepares again.
 func (t *kindTarget) Close() error {
 	for _, k := range t.unsetEnv {
 		os.Unsetenv(k)
 	}
-	if t.engine == nil {
+	e := t.engine
+	t.prepared, t.engine, t.err, t.unsetEnv = sync.Once{}, nil, nil, nil
+	if e == nil {
 		return nil
 	}
-	return t.engine.Stop()
+	return e.Stop()
 }
 
 func (t *kindTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.Writer) (_ *Cluster, err error) {

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,27 +26,7 @@ import (
 // leaves nothing behind: no cluster container, no temp file, no process,
 // and no private daemon or its state when the test started that daemon.
 func TestKindTargetPlaysAStorm(t *testing.T) {
-	if testing.Short() {
-		t.Skip("creates kind clusters")
-	}
-	binDir, err := controlplane.EnsureBuilt(context.Background(), os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache = filepath.Join(cache, "churnlab")
-	engineState := filepath.Join(cache, "engine")
-	_, err = os.Stat(filepath.Join(engine.DefaultExecRoot, "docker.sock"))
-	kept := err == nil // a private engine kept by an earlier run is reused, and left up
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
-	target, err := NewTarget("kind", TargetOptions{BinDir: binDir, Cache: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	target, tmp, kept := kindTestTarget(t)
 	// The storm of restart-storm, moved into the first minute: the
 	// autoscale to 18 pods at 5 s, 45% of them restarted from 20 s, one
 	// hunt changed at 40 s.
@@ -61,7 +42,8 @@ func TestKindTargetPlaysAStorm(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\nprogress:\n%s", err, progress.String())
 	}
-	for _, want := range []string{"kind target: cluster churnlab-", "1 node(s) of churnlab.local/kind-node:v1.34.4-"} {
+	// The baseline's operator ran as a pod, from its own image.
+	for _, want := range []string{"kind target: cluster churnlab-", "1 node(s) of churnlab.local/kind-node:v1.34.4-", "kind target: churnlab.local/veltrix:"} {
 		if !strings.Contains(progress.String(), want) {
 			t.Errorf("the progress lacks %q:\n%s", want, progress.String())
 		}
@@ -75,8 +57,10 @@ func TestKindTargetPlaysAStorm(t *testing.T) {
 		if s.Mode != "kind" || *s.Requests.Total < 40_000 {
 			t.Errorf("%s: mode %s, %d requests; want kind, about 51,000", o.System, s.Mode, *s.Requests.Total)
 		}
-		if o.System == sim.Reference && *s.Requests.SuccessRatio < 0.99 {
-			t.Errorf("reference: success %.4f under the storm; want nearly all ok", *s.Requests.SuccessRatio)
+		// The sim predicts 0.983 for the reference over the whole storm at
+		// live scale; on kind its two cores also run the node.
+		if o.System == sim.Reference && *s.Requests.SuccessRatio < 0.95 {
+			t.Errorf("reference: success %.4f under the storm; want at least 0.95", *s.Requests.SuccessRatio)
 		}
 		if s.Pods.Restarts == nil || *s.Pods.Restarts < 5 {
 			t.Errorf("%s: restarts %v; the storm restarts 45%% of 18 pods", o.System, s.Pods.Restarts)
@@ -86,6 +70,69 @@ func TestKindTargetPlaysAStorm(t *testing.T) {
 		}
 		t.Logf("%s: %d requests, success %.4f, p99 %.1f ms, restarts %d", o.System, *s.Requests.Total, *s.Requests.SuccessRatio, *s.Requests.P99Ms, *s.Pods.Restarts)
 	}
+	checkKindCleanedUp(t, tmp, kept)
+}
+
+// TestKindTargetCleansUpOnFailureAndCancel: a run that fails once its
+// cluster is up (a store that cannot run here), and a run cancelled in
+// its run step (Ctrl-C), leave no cluster, file, process or engine behind
+// and write no results.
+func TestKindTargetCleansUpOnFailureAndCancel(t *testing.T) {
+	target, tmp, kept := kindTestTarget(t)
+	out := t.TempDir()
+	sc := shortStorm(t, "30s", scenario.Set{Path: "reference.store.kind", Value: "foundationdb"})
+	_, err := RunLive(context.Background(), sc, LiveOptions{Target: target, OutDir: out, Systems: []sim.System{sim.Reference}})
+	if err == nil || !strings.Contains(err.Error(), "foundationdb cannot run here") {
+		t.Fatalf("err = %v, want the store's refusal", err)
+	}
+	checkKindCleanedUp(t, tmp, kept)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	progress := &cancelAt{cancel: cancel, marker: fmt.Sprintf("step %d/%d run: ", stepRun+1, len(liveSteps))}
+	_, err = RunLive(ctx, shortStorm(t, "5m"), LiveOptions{Target: target, OutDir: out, Systems: []sim.System{sim.Baseline}, Progress: progress})
+	if !errors.Is(err, context.Canceled) || !progress.fired() {
+		t.Fatalf("err = %v (cancelled in the run step: %v), want context.Canceled there", err, progress.fired())
+	}
+	checkKindCleanedUp(t, tmp, kept)
+	if entries, _ := os.ReadDir(out); len(entries) > 0 {
+		t.Errorf("the failed and cancelled runs wrote %d entries into the results directory", len(entries))
+	}
+}
+
+// kindTestTarget returns the kind target with the machine's cache, and
+// whether a private engine kept by an earlier run is up (the target
+// reuses it and leaves it up); TMPDIR points at a directory that
+// checkKindCleanedUp checks is left empty.
+func kindTestTarget(t *testing.T) (Target, string, bool) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("creates kind clusters")
+	}
+	binDir, err := controlplane.EnsureBuilt(context.Background(), os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = os.Stat(filepath.Join(engine.DefaultExecRoot, "docker.sock"))
+	kept := err == nil
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	target, err := NewTarget("kind", TargetOptions{BinDir: binDir, Cache: filepath.Join(cache, "churnlab")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return target, tmp, kept
+}
+
+// checkKindCleanedUp fails the test if a run left a process, a temp file
+// or a kind node container, or, when the run started the private engine,
+// the engine's daemon, state or exec root.
+func checkKindCleanedUp(t *testing.T, tmp string, kept bool) {
+	t.Helper()
 	checkCleanedUp(t, tmp)
 	if kept {
 		out, err := exec.Command("docker", "-H", "unix://"+filepath.Join(engine.DefaultExecRoot, "docker.sock"),
@@ -100,13 +147,14 @@ func TestKindTargetPlaysAStorm(t *testing.T) {
 		}
 		return
 	}
-	// The test started the private daemon: it is gone, with its state.
-	for _, dir := range []string{engineState, engine.DefaultExecRoot} {
+	cache, _ := os.UserCacheDir()
+	state := filepath.Join(cache, "churnlab", "engine")
+	for _, dir := range []string{state, engine.DefaultExecRoot} {
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("the private engine's %s is left (%v)", dir, err)
 		}
 	}
-	if out, err := exec.Command("pgrep", "-f", "dockerd --config-file "+engineState).Output(); err == nil {
+	if out, err := exec.Command("pgrep", "-f", "dockerd --config-file "+state).Output(); err == nil {
 		t.Errorf("the private dockerd is still running: pid %s", out)
 	}
 }
