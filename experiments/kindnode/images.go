@@ -33,7 +33,7 @@ const path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 // Binaries are the programs the node image is made of, built on this
 // machine (make node-image builds them).
 type Binaries struct {
-	ControlPlane string // kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd: make controlplane's bin/
+	ControlPlane string // kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd: make controlplane's bin/, in a churnlab checkout
 	Node         string // kubelet, kubeadm, kube-proxy, coredns, pause, nodenet: bin/node/
 }
 

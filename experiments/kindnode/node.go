@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -48,7 +47,7 @@ func Build(ctx context.Context, opts Options) (Built, error) {
 		return Built{}, err
 	}
 	start := time.Now()
-	kindFiles, kindVersion, err := kindBaseFiles()
+	kindFiles, kindVersion, err := kindBaseFiles(filepath.Dir(opts.Binaries.ControlPlane))
 	if err != nil {
 		return Built{}, err
 	}
@@ -114,28 +113,22 @@ func baseLayer(rootfs, file string) (v1.Layer, error) {
 }
 
 // kindBaseFiles returns the files of kind's base node image
-// (images/base/files) from the kind module this program was built with,
-// by their path in the node, and that module's version.
-func kindBaseFiles() (map[string]string, string, error) {
-	version := ""
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, m := range info.Deps {
-			if m.Path == "sigs.k8s.io/kind" {
-				version = m.Version
-			}
-		}
-	}
-	if version == "" {
-		return nil, "", fmt.Errorf("node image: this program was not built with sigs.k8s.io/kind, whose node files it needs")
-	}
-	out, err := exec.Command("go", "mod", "download", "-json", "sigs.k8s.io/kind@"+version).Output()
+// (images/base/files) from the kind module that the churnlab checkout at
+// checkout requires (its go.mod), by their path in the node, and that
+// module's version. The module comes from the Go module cache (go mod
+// download fetches it if need be).
+func kindBaseFiles(checkout string) (map[string]string, string, error) {
+	cmd := exec.Command("go", "mod", "download", "-json", "sigs.k8s.io/kind")
+	cmd.Dir = checkout
+	out, err := cmd.Output()
 	if err != nil {
-		return nil, "", fmt.Errorf("node image: finding kind %s in the Go module cache (go mod download): %w", version, err)
+		return nil, "", fmt.Errorf("node image: finding the kind module that %s/go.mod requires (go mod download): %w", checkout, err)
 	}
-	var mod struct{ Dir, Error string }
+	var mod struct{ Version, Dir, Error string }
 	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		return nil, "", fmt.Errorf("node image: go mod download sigs.k8s.io/kind@%s: %v %s", version, err, mod.Error)
+		return nil, "", fmt.Errorf("node image: go mod download sigs.k8s.io/kind in %s: %v %s", checkout, err, mod.Error)
 	}
+	version := mod.Version
 	root := filepath.Join(mod.Dir, "images/base/files")
 	files := map[string]string{}
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
