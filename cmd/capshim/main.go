@@ -24,6 +24,7 @@ import (
 
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 )
@@ -53,21 +54,9 @@ func run(runc string, args []string) error {
 			return err
 		}
 	}
-	path := runc
-	if !strings.Contains(runc, "/") {
-		if path, err = lookPath(runc); err != nil {
-			return err
-		}
+	path, err := exec.LookPath(runc)
+	if err != nil {
+		return err
 	}
 	return syscall.Exec(path, append([]string{runc}, args...), os.Environ())
-}
-
-func lookPath(name string) (string, error) {
-	for _, dir := range strings.Split(os.Getenv("PATH"), ":") {
-		p := dir + "/" + name
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found on PATH %q", name, os.Getenv("PATH"))
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"github.com/churnlab/churnlab/internal/caps"
 	"github.com/churnlab/churnlab/internal/debian"
+	"github.com/churnlab/churnlab/internal/lines"
 
 	"context"
 	"encoding/json"
@@ -83,13 +84,13 @@ func (o Options) host() string { return "unix://" + o.Socket() }
 // the private daemon, started if it is not running.
 func Ensure(ctx context.Context, opts Options) (*Engine, error) {
 	if e := usersEngine(ctx); e != nil {
-		say(opts.Progress, "engine: using %s", e)
+		lines.Say(opts.Progress, "engine: using %s", e)
 		return e, nil
 	}
 	private := []string{"DOCKER_HOST=" + opts.host()}
 	if answers(ctx, private) {
 		e := &Engine{Env: private, Private: true, Shimmed: shimmed(opts)}
-		say(opts.Progress, "engine: using %s, already running", e)
+		lines.Say(opts.Progress, "engine: using %s, already running", e)
 		return e, nil
 	}
 	return start(ctx, opts)
@@ -205,7 +206,7 @@ func start(ctx context.Context, opts Options) (*Engine, error) {
 	if len(missing) > 0 {
 		how = fmt.Sprintf(", containers through capshim (this host cannot grant %s)", strings.Join(missing, ", "))
 	}
-	say(opts.Progress, "engine: starting a private dockerd on %s, state in %s%s (a few seconds)", opts.Socket(), opts.State, how)
+	lines.Say(opts.Progress, "engine: starting a private dockerd on %s, state in %s%s (a few seconds)", opts.Socket(), opts.State, how)
 	cmd := exec.Command("dockerd", "--config-file", configFile)
 	cmd.Stdout, cmd.Stderr = log, log
 	// Its own process group, so that a Ctrl-C at the terminal reaches
@@ -240,10 +241,10 @@ func start(ctx context.Context, opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("engine: dockerd did not answer on %s within 60 s; its log %s ends:\n%s", opts.Socket(), logFile, tail(logFile, 10))
 		}
 	}
-	say(opts.Progress, "engine: dockerd answers (pid %d, %s)", cmd.Process.Pid, time.Since(begin).Round(100*time.Millisecond))
+	lines.Say(opts.Progress, "engine: dockerd answers (pid %d, %s)", cmd.Process.Pid, time.Since(begin).Round(100*time.Millisecond))
 	if opts.Keep {
 		e.stop = nil
-		say(opts.Progress, "engine: it stays up for later runs: `churnlab kind engine down` stops it")
+		lines.Say(opts.Progress, "engine: it stays up for later runs: `churnlab kind engine down` stops it")
 	}
 	return e, nil
 }
@@ -348,16 +349,5 @@ func StopPrivate(opts Options) (bool, error) {
 
 func tail(file string, n int) string {
 	raw, _ := os.ReadFile(file)
-	return lastLines(string(raw), n)
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-func say(w io.Writer, format string, args ...any) {
-	if w != nil {
-		fmt.Fprintf(w, format+"\n", args...)
-	}
+	return lines.Last(string(raw), n)
 }

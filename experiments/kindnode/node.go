@@ -19,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/churnlab/churnlab/experiments/images"
+	"github.com/churnlab/churnlab/internal/lines"
 )
 
 // Repository is the node image's name; its tag is the Kubernetes version
@@ -61,10 +62,10 @@ func Build(ctx context.Context, opts Options) (Built, error) {
 	}
 	built := Built{Ref: Repository + ":" + KubernetesVersion + "-" + key, Tarball: filepath.Join(opts.Cache, "kind-node-"+key+".tar")}
 	if _, err := os.Stat(built.Tarball); err == nil {
-		say(opts.Progress, "node image: %s is built (%s)", built.Ref, built.Tarball)
+		lines.Say(opts.Progress, "node image: %s is built (%s)", built.Ref, built.Tarball)
 		return built, nil
 	}
-	say(opts.Progress, "node image: assembling %s from kind %s's node files, the rootfs and %s's binaries (about 1 min)", built.Ref, kindVersion, KubernetesVersion)
+	lines.Say(opts.Progress, "node image: assembling %s from kind %s's node files, the rootfs and %s's binaries (about 1 min)", built.Ref, kindVersion, KubernetesVersion)
 
 	preload, err := preloaded(opts.Binaries, rootfs)
 	if err != nil {
@@ -75,7 +76,7 @@ func Build(ctx context.Context, opts Options) (Built, error) {
 		return Built{}, err
 	}
 	defer os.Remove(preloadTar)
-	say(opts.Progress, "node image: %d images to preload written (%s)", len(preload), time.Since(start).Round(time.Second))
+	lines.Say(opts.Progress, "node image: %d images to preload written (%s)", len(preload), time.Since(start).Round(time.Second))
 
 	files, err := nodeFiles(opts.Binaries, kindFiles, rootfs, preloadTar)
 	if err != nil {
@@ -100,7 +101,7 @@ func Build(ctx context.Context, opts Options) (Built, error) {
 	if err := images.Write(built.Tarball, node); err != nil {
 		return Built{}, err
 	}
-	say(opts.Progress, "node image: %s written in %s", built.Ref, time.Since(start).Round(time.Second))
+	lines.Say(opts.Progress, "node image: %s written in %s", built.Ref, time.Since(start).Round(time.Second))
 	return built, nil
 }
 

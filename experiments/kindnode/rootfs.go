@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/churnlab/churnlab/internal/debian"
+	"github.com/churnlab/churnlab/internal/lines"
 )
 
 // Suite is the Debian release the node's rootfs comes from: this
@@ -66,12 +67,12 @@ func ensureRootfs(ctx context.Context, cache string, progress io.Writer) (string
 	}
 	tmp := dir + ".partial"
 	os.RemoveAll(tmp)
-	say(progress, "node image: debootstrap of Debian %s with %d packages into %s (about 2 min, once per machine)", Suite, len(packages), dir)
+	lines.Say(progress, "node image: debootstrap of Debian %s with %d packages into %s (about 2 min, once per machine)", Suite, len(packages), dir)
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", "--include="+strings.Join(packages, ","), Suite, tmp, mirror)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(tmp)
-		return "", fmt.Errorf("debootstrap %s: %w\n%s", Suite, err, lastLines(out, 15))
+		return "", fmt.Errorf("debootstrap %s: %w\n%s", Suite, err, lines.Last(string(out), 15))
 	}
 	for _, pattern := range trimmed {
 		matches, _ := filepath.Glob(filepath.Join(tmp, pattern))
@@ -85,7 +86,7 @@ func ensureRootfs(ctx context.Context, cache string, progress io.Writer) (string
 	if err := os.Rename(tmp, dir); err != nil {
 		return "", err
 	}
-	say(progress, "node image: rootfs ready in %s", time.Since(start).Round(time.Second))
+	lines.Say(progress, "node image: rootfs ready in %s", time.Since(start).Round(time.Second))
 	return dir, nil
 }
 
@@ -99,15 +100,4 @@ func appendLine(file, line string) error {
 		return err
 	}
 	return f.Close()
-}
-
-func lastLines(out []byte, n int) string {
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-func say(w io.Writer, format string, args ...any) {
-	if w != nil {
-		fmt.Fprintf(w, format+"\n", args...)
-	}
 }

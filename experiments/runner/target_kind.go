@@ -22,6 +22,7 @@ import (
 	"github.com/churnlab/churnlab/experiments/engine"
 	"github.com/churnlab/churnlab/experiments/kindnode"
 	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/internal/lines"
 )
 
 // kindTarget is a kind cluster (sigs.k8s.io/kind) that each run creates
@@ -56,11 +57,11 @@ func (t *kindTarget) prepare(ctx context.Context, progress io.Writer) error {
 
 func (t *kindTarget) prepareOnce(ctx context.Context, progress io.Writer) error {
 	begin := time.Now()
-	say(progress, "kind target: step 1/3: the node image's binaries (tools/controlplane/build.sh node)")
+	lines.Say(progress, "kind target: step 1/3: the node image's binaries (tools/controlplane/build.sh node)")
 	if _, err := controlplane.EnsureNodeBuilt(ctx, progress); err != nil {
 		return fmt.Errorf("kind target: %w", err)
 	}
-	say(progress, "kind target: step 2/3: a container engine")
+	lines.Say(progress, "kind target: step 2/3: a container engine")
 	e, err := engine.Ensure(ctx, engine.Options{
 		State: filepath.Join(t.opts.Cache, "engine"), ExecRoot: engine.DefaultExecRoot,
 		Capshim: filepath.Join(t.opts.BinDir, "capshim"), Keep: t.opts.KeepEngine, Progress: progress,
@@ -78,7 +79,7 @@ func (t *kindTarget) prepareOnce(ctx context.Context, progress io.Writer) error 
 		}
 		os.Setenv(k, v)
 	}
-	say(progress, "kind target: step 3/3: the node image (Kubernetes %s)", kindnode.KubernetesVersion)
+	lines.Say(progress, "kind target: step 3/3: the node image (Kubernetes %s)", kindnode.KubernetesVersion)
 	built, err := kindnode.Build(ctx, kindnode.Options{
 		Binaries: kindnode.Binaries{ControlPlane: t.opts.BinDir, Node: filepath.Join(t.opts.BinDir, "node")},
 		Cache:    filepath.Join(t.opts.Cache, "kind-node"),
@@ -91,7 +92,7 @@ func (t *kindTarget) prepareOnce(ctx context.Context, progress io.Writer) error 
 		return fmt.Errorf("kind target: %w", err)
 	}
 	t.image = built.Ref
-	say(progress, "kind target: engine and node image ready in %s", time.Since(begin).Round(100*time.Millisecond))
+	lines.Say(progress, "kind target: engine and node image ready in %s", time.Since(begin).Round(100*time.Millisecond))
 	return nil
 }
 
@@ -100,7 +101,7 @@ func loadImage(ctx context.Context, built kindnode.Built, progress io.Writer) er
 	if exec.CommandContext(ctx, "docker", "image", "inspect", built.Ref).Run() == nil {
 		return nil
 	}
-	say(progress, "kind target: loading %s into the engine (about 10 s)", built.Ref)
+	lines.Say(progress, "kind target: loading %s into the engine (about 10 s)", built.Ref)
 	if out, err := exec.CommandContext(ctx, "docker", "load", "-i", built.Tarball).CombinedOutput(); err != nil {
 		return fmt.Errorf("docker load -i %s: %w: %s", built.Tarball, err, strings.TrimSpace(string(out)))
 	}
@@ -140,7 +141,7 @@ func (t *kindTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.
 	kubeconfig := filepath.Join(tmp, "kubeconfig")
 	deleteCluster := func() {
 		if err := provider.Delete(name, kubeconfig); err != nil {
-			say(progress, "kind target: deleting cluster %s: %v", name, withEngineOutput(err))
+			lines.Say(progress, "kind target: deleting cluster %s: %v", name, withEngineOutput(err))
 		}
 		os.RemoveAll(tmp)
 	}
@@ -159,14 +160,14 @@ func (t *kindTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.
 	}()
 	config := clusterConfig(sc)
 	begin := time.Now()
-	say(progress, "kind target: creating cluster %s on %s: %d node(s) of %s (about 30 s)", name, t.engine, len(config.Nodes), t.image)
+	lines.Say(progress, "kind target: creating cluster %s on %s: %d node(s) of %s (about 30 s)", name, t.engine, len(config.Nodes), t.image)
 	if err := provider.Create(name, kindcluster.CreateWithV1Alpha4Config(config), kindcluster.CreateWithNodeImage(t.image),
 		kindcluster.CreateWithKubeconfigPath(kubeconfig), kindcluster.CreateWithWaitForReady(3*time.Minute),
 		kindcluster.CreateWithDisplayUsage(false), kindcluster.CreateWithDisplaySalutation(false)); err != nil {
 		return nil, fmt.Errorf("kind target: creating cluster %s: %w", name, withEngineOutput(err))
 	}
 	created = true
-	say(progress, "kind target: cluster %s up in %s", name, time.Since(begin).Round(100*time.Millisecond))
+	lines.Say(progress, "kind target: cluster %s up in %s", name, time.Since(begin).Round(100*time.Millisecond))
 	c, err := kubeTarget{opts: TargetOptions{Kubeconfig: kubeconfig, Context: "kind-" + name, BinDir: t.opts.BinDir, PodImage: t.opts.PodImage}}.Up(ctx, sc, progress)
 	if err != nil {
 		return nil, err
@@ -208,7 +209,7 @@ func (k *kindImages) Image(ctx context.Context, program string) (string, error) 
 			return "", fmt.Errorf("loading %s into node %s: %w", built.Ref, n, withEngineOutput(err))
 		}
 	}
-	say(k.progress, "kind target: %s loaded into %d node(s) in %s", built.Ref, len(nodes), time.Since(begin).Round(100*time.Millisecond))
+	lines.Say(k.progress, "kind target: %s loaded into %d node(s) in %s", built.Ref, len(nodes), time.Since(begin).Round(100*time.Millisecond))
 	return built.Ref, nil
 }
 

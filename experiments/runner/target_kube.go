@@ -22,6 +22,7 @@ import (
 	"github.com/churnlab/churnlab/baseline"
 	"github.com/churnlab/churnlab/experiments/controlplane"
 	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/internal/lines"
 )
 
 // DefaultPodImage is the game pods' container on the kube and kind
@@ -75,7 +76,7 @@ func upOnCluster(ctx context.Context, admin *rest.Config, opts TargetOptions, pr
 	if err != nil {
 		return nil, fmt.Errorf("kube target: creating the run's namespace on %s: %w", admin.Host, err)
 	}
-	say(progress, "kube target: namespace %s on %s", ns.Name, admin.Host)
+	lines.Say(progress, "kube target: namespace %s on %s", ns.Name, admin.Host)
 	tmp, err := os.MkdirTemp("", "churnlab-kube-")
 	if err != nil {
 		return nil, err
@@ -86,10 +87,10 @@ func upOnCluster(ctx context.Context, admin *rest.Config, opts TargetOptions, pr
 		defer cancel()
 		background := metav1.DeletePropagationBackground
 		if err := kube.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{PropagationPolicy: &background}); err != nil && !apierrors.IsNotFound(err) {
-			say(progress, "kube target: deleting namespace %s: %v", ns.Name, err)
+			lines.Say(progress, "kube target: deleting namespace %s: %v", ns.Name, err)
 		}
 		if err := baseline.Uninstall(ctx, admin); err != nil {
-			say(progress, "kube target: %v", err)
+			lines.Say(progress, "kube target: %v", err)
 		}
 		os.RemoveAll(tmp)
 	}
@@ -150,11 +151,5 @@ func imageDeployment(image string) func(namespace, name string, labels map[strin
 			corev1.ResourceMemory: resource.MustParse("8Mi"),
 		}
 		return d
-	}
-}
-
-func say(w io.Writer, format string, args ...any) {
-	if w != nil {
-		fmt.Fprintf(w, format+"\n", args...)
 	}
 }

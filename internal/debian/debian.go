@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/churnlab/churnlab/internal/lines"
 )
 
 // Ensure installs pkg with apt-get unless command is on PATH, saying so
@@ -16,20 +18,15 @@ func Ensure(ctx context.Context, command, pkg, takes string, progress io.Writer)
 	if _, err := exec.LookPath(command); err == nil {
 		return nil
 	}
-	if progress != nil {
-		fmt.Fprintf(progress, "no %s here: installing Debian's %s with apt-get (%s, once per machine)\n", command, pkg, takes)
-	}
+	lines.Say(progress, "no %s here: installing Debian's %s with apt-get (%s, once per machine)", command, pkg, takes)
 	begin := time.Now()
 	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "--no-install-recommends", pkg}} {
 		cmd := exec.CommandContext(ctx, "apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-			return fmt.Errorf("installing %s: apt-get %s: %w\n%s", pkg, strings.Join(args, " "), err, strings.Join(lines[max(0, len(lines)-10):], "\n"))
+			return fmt.Errorf("installing %s: apt-get %s: %w\n%s", pkg, strings.Join(args, " "), err, lines.Last(string(out), 10))
 		}
 	}
-	if progress != nil {
-		fmt.Fprintf(progress, "%s installed (%s)\n", pkg, time.Since(begin).Round(time.Second))
-	}
+	lines.Say(progress, "%s installed (%s)", pkg, time.Since(begin).Round(time.Second))
 	return nil
 }
