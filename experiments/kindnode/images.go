@@ -132,7 +132,11 @@ func Program(binary, cache string) (Built, error) {
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return Built{}, err
 	}
-	return built, images.Write(built.Tarball, img)
+	if err := images.Write(built.Tarball, img); err != nil {
+		return Built{}, err
+	}
+	pruneOthers(cache, name+"-*.tar", built.Tarball)
+	return built, nil
 }
 
 func fileDigest(file string) (string, error) {

@@ -101,8 +101,20 @@ func Build(ctx context.Context, opts Options) (Built, error) {
 	if err := images.Write(built.Tarball, node); err != nil {
 		return Built{}, err
 	}
+	pruneOthers(opts.Cache, "kind-node-*.tar", built.Tarball)
 	lines.Say(opts.Progress, "node image: %s written in %s", built.Ref, time.Since(start).Round(time.Second))
 	return built, nil
+}
+
+// pruneOthers removes the files of dir matching pattern but keep: older
+// builds of the same image, half a gigabyte each for the node.
+func pruneOthers(dir, pattern, keep string) {
+	old, _ := filepath.Glob(filepath.Join(dir, pattern))
+	for _, f := range old {
+		if f != keep {
+			os.Remove(f)
+		}
+	}
 }
 
 // baseLayer is the rootfs as a layer, written once next to it.

@@ -43,7 +43,8 @@ type kindTarget struct {
 	engine   *engine.Engine
 	image    string
 	err      error
-	unsetEnv []string
+	// restoreEnv puts back the environment prepare changed for the engine.
+	restoreEnv func()
 }
 
 func (*kindTarget) Name() string { return "kind" }
@@ -72,12 +73,20 @@ func (t *kindTarget) prepareOnce(ctx context.Context, progress io.Writer) error 
 	t.engine = e
 	// kind's provider and the docker CLI it runs read the engine from the
 	// environment.
+	var restore []func()
 	for _, kv := range e.Env {
 		k, v, _ := strings.Cut(kv, "=")
-		if _, had := os.LookupEnv(k); !had {
-			t.unsetEnv = append(t.unsetEnv, k)
+		if old, had := os.LookupEnv(k); had {
+			restore = append(restore, func() { os.Setenv(k, old) })
+		} else {
+			restore = append(restore, func() { os.Unsetenv(k) })
 		}
 		os.Setenv(k, v)
+	}
+	t.restoreEnv = func() {
+		for _, r := range restore {
+			r()
+		}
 	}
 	lines.Say(progress, "kind target: step 3/3: the node image (Kubernetes %s)", kindnode.KubernetesVersion)
 	built, err := kindnode.Build(ctx, kindnode.Options{
@@ -111,11 +120,11 @@ func loadImage(ctx context.Context, built kindnode.Built, progress io.Writer) er
 // Close stops the engine when the target started it (and was not asked
 // to keep it). A later Up prepares again.
 func (t *kindTarget) Close() error {
-	for _, k := range t.unsetEnv {
-		os.Unsetenv(k)
+	if t.restoreEnv != nil {
+		t.restoreEnv()
 	}
 	e := t.engine
-	t.prepared, t.engine, t.err, t.unsetEnv = sync.Once{}, nil, nil, nil
+	t.prepared, t.engine, t.err, t.restoreEnv = sync.Once{}, nil, nil, nil
 	if e == nil {
 		return nil
 	}
