@@ -24,7 +24,7 @@ SCENARIO_FILE := experiments/scenarios/$(SCENARIO).yaml
 help: ## print this list
 	@echo "churnlab: reproduce a config-layer collapse under pod churn, and test a fix"
 	@echo
-	@echo "usage: make TARGET [SCENARIO=name] [MODE=sim|live|all]"
+	@echo "usage: make <target> [SCENARIO=name] [MODE=sim|live|all] [TARGET=local|kind]"
 	@echo
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 22
 	@echo
