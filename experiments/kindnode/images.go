@@ -28,7 +28,7 @@ const (
 	nodenetTag = "churnlab.local/nodenet:" + KubernetesVersion
 )
 
-const path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+const pathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // Binaries are the programs the node image is made of, built on this
 // machine (make node-image builds them).
@@ -40,15 +40,26 @@ type Binaries struct {
 func (b Binaries) controlPlane(name string) string { return filepath.Join(b.ControlPlane, name) }
 func (b Binaries) node(name string) string         { return filepath.Join(b.Node, name) }
 
+// binary is one program the node image is made of.
+type binary struct{ name, path string }
+
+// all lists the node image's binaries, the control plane's first.
+func (b Binaries) all() []binary {
+	var out []binary
+	for _, name := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd"} {
+		out = append(out, binary{name, b.controlPlane(name)})
+	}
+	for _, name := range []string{"kubelet", "kubeadm", "kube-proxy", "coredns", "pause", "nodenet"} {
+		out = append(out, binary{name, b.node(name)})
+	}
+	return out
+}
+
 // check names the first binary that is missing.
 func (b Binaries) check() error {
-	for _, p := range []string{
-		b.controlPlane("kube-apiserver"), b.controlPlane("kube-controller-manager"), b.controlPlane("kube-scheduler"),
-		b.controlPlane("kubectl"), b.controlPlane("etcd"),
-		b.node("kubelet"), b.node("kubeadm"), b.node("kube-proxy"), b.node("coredns"), b.node("pause"), b.node("nodenet"),
-	} {
-		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("node image: %s is missing: `make node-image` builds it", p)
+	for _, bin := range b.all() {
+		if _, err := os.Stat(bin.path); err != nil {
+			return fmt.Errorf("node image: %s is missing: `make node-image` builds it", bin.path)
 		}
 	}
 	return nil
@@ -109,7 +120,7 @@ func programImage(refs []string, root string, files []images.File, entrypoint ..
 	if err != nil {
 		return images.Image{}, fmt.Errorf("image %s: %w", refs[0], err)
 	}
-	return images.Image{Refs: refs, Layers: []v1.Layer{layer}, Entrypoint: entrypoint, Env: []string{path}}, nil
+	return images.Image{Refs: refs, Layers: []v1.Layer{layer}, Entrypoint: entrypoint, Env: []string{pathEnv}}, nil
 }
 
 // Program returns the image of one of churnlab's programs, binary (built

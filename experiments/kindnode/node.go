@@ -95,7 +95,7 @@ func Build(ctx context.Context, opts Options) (Built, error) {
 		Refs:       []string{built.Ref},
 		Layers:     []v1.Layer{base, top},
 		Entrypoint: []string{"/usr/local/bin/entrypoint", "/sbin/init"},
-		Env:        []string{path, "container=docker"},
+		Env:        []string{pathEnv, "container=docker"},
 		StopSignal: "SIGRTMIN+3",
 	}
 	if err := images.Write(built.Tarball, node); err != nil {
@@ -168,11 +168,8 @@ func inputsKey(b Binaries, kindFiles map[string]string, rootfs string) (string, 
 	for dst, src := range kindFiles {
 		sources = append(sources, dst+"="+src)
 	}
-	for _, name := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd"} {
-		sources = append(sources, name+"="+b.controlPlane(name))
-	}
-	for _, name := range []string{"kubelet", "kubeadm", "kube-proxy", "coredns", "pause", "nodenet"} {
-		sources = append(sources, name+"="+b.node(name))
+	for _, bin := range b.all() {
+		sources = append(sources, bin.name+"="+bin.path)
 	}
 	sort.Strings(sources)
 	for _, s := range sources {
