@@ -245,6 +245,17 @@ type referenceSystem struct {
 
 	mu      sync.Mutex
 	changed map[string]*huntChange // hunt -> the last change written
+	// early holds, by hunt, updates that reached a node before the write
+	// that made them had returned its version: a push can beat Put's
+	// answer. putHunts counts them once it knows the version.
+	early map[string][]nodeUpdate
+}
+
+// nodeUpdate is a hunt's version landing in a node's L2.
+type nodeUpdate struct {
+	node    string
+	version uint64
+	at      time.Time
 }
 
 // huntChange is the last write of a hunt, for measuring its propagation.
@@ -370,9 +381,15 @@ func (r *referenceSystem) putHunts(ctx context.Context, hunts []string) error {
 		if err != nil {
 			return fmt.Errorf("writing hunt %s: %w", hunt, err)
 		}
+		c := &huntChange{version: resp.GetVersion(), at: at, arrived: map[string]bool{}}
 		r.mu.Lock()
-		r.changed[hunt] = &huntChange{version: resp.GetVersion(), at: at, arrived: map[string]bool{}}
+		r.changed[hunt] = c
+		early := r.early[hunt]
+		delete(r.early, hunt)
 		r.mu.Unlock()
+		for _, u := range early {
+			r.arrived(c, u)
+		}
 	}
 	return nil
 }
@@ -396,16 +413,37 @@ func (r *referenceSystem) start(ctx context.Context) (pod.Source, error) {
 // updated records the propagation of a change the first time it reaches
 // a node.
 func (r *referenceSystem) updated(node, hunt string, version uint64) {
-	now := time.Now()
+	u := nodeUpdate{node: node, version: version, at: time.Now()}
 	r.mu.Lock()
 	c, ok := r.changed[hunt]
-	first := ok && version >= c.version && !c.arrived[node] && r.run.started(c.at)
+	if ok && version > c.version {
+		// Newer than the last write this system knows: that write's Put
+		// has not answered yet.
+		if r.early == nil {
+			r.early = map[string][]nodeUpdate{}
+		}
+		r.early[hunt] = append(r.early[hunt], u)
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	if ok {
+		r.arrived(c, u)
+	}
+}
+
+// arrived records c's propagation to u's node, the first time an update
+// at c's version or later lands there, for a change made while the run
+// was on.
+func (r *referenceSystem) arrived(c *huntChange, u nodeUpdate) {
+	r.mu.Lock()
+	first := u.version >= c.version && !c.arrived[u.node] && r.run.started(c.at)
 	if first {
-		c.arrived[node] = true
+		c.arrived[u.node] = true
 	}
 	r.mu.Unlock()
 	if first {
-		r.run.record(func(rec *metrics.Recorder) { rec.ConfigPropagated(now.Sub(c.at)) })
+		r.run.record(func(rec *metrics.Recorder) { rec.ConfigPropagated(u.at.Sub(c.at)) })
 	}
 }
 
