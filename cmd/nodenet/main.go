@@ -5,7 +5,16 @@
 //
 //   - it writes the node's CNI config: ptp and host-local IPAM over the
 //     node's pod CIDR, and portmap;
-//   - it routes every other node's pod CIDR through that node's address.
+//   - it routes every other node's pod CIDR through that node's address;
+//   - it routes its own pod CIDR, under the pods' own /32 routes, to the
+//     node itself, so that a connection to an address with no pod behind
+//     it (a pod that is gone) is refused at once, by the node's TCP
+//     stack, as a deleted pod's closed port is. Without it such a packet
+//     leaves by the node's default route and loops back from the engine's
+//     bridge, and a client (a load balancer still sending to a deleted
+//     pod) waits out its timeout. An "unreachable" route would answer
+//     with ICMP, which the kernel rate-limits to about one a second per
+//     sender: most connections would still wait.
 //
 // Pods reach each other and the nodes; nothing is masqueraded, since the
 // cluster's traffic never leaves the engine's bridge.
@@ -25,6 +34,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -89,11 +99,34 @@ func sync(ctx context.Context, kube kubernetes.Interface, self, cniDir string) e
 			if err := writeConfig(cniDir, n.Spec.PodCIDR); err != nil {
 				return err
 			}
+			if err := refuseGone(n.Spec.PodCIDR); err != nil {
+				log.Printf("nodenet: %v", err)
+			}
 			continue
 		}
 		if err := route(n); err != nil {
 			log.Printf("nodenet: %v", err)
 		}
+	}
+	return nil
+}
+
+// refuseGone routes this node's pod CIDR to the node itself (a route of
+// type local in the main table): each pod's own /32 route (the ptp
+// plugin's) is more specific, so only addresses with no pod behind them
+// take it, and the node's TCP stack refuses their connections.
+func refuseGone(podCIDR string) error {
+	_, dst, err := net.ParseCIDR(podCIDR)
+	if err != nil {
+		return fmt.Errorf("this node's pod CIDR %q: %w", podCIDR, err)
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	r := &netlink.Route{Dst: dst, Type: unix.RTN_LOCAL, LinkIndex: lo.Attrs().Index, Scope: netlink.SCOPE_HOST, Table: unix.RT_TABLE_MAIN}
+	if err := netlink.RouteReplace(r); err != nil {
+		return fmt.Errorf("the route that refuses gone pods' connections, %s: %w", dst, err)
 	}
 	return nil
 }

@@ -18,10 +18,13 @@ import (
 // whose kubelet refuses this machine's cgroup v1 hierarchy.
 const KubernetesVersion = "v1.34.4"
 
-// The tags kubeadm 1.34.4 asks for (`kubeadm config images list`), and
-// kind's containerd config's sandbox image.
+// EtcdImage is the etcd image kubeadm 1.34.4 asks for, which the node
+// holds (the control plane's etcd, from make controlplane's bin/).
+const EtcdImage = "registry.k8s.io/etcd:3.6.5-0"
+
+// The other tags kubeadm 1.34.4 asks for (`kubeadm config images list`),
+// and kind's containerd config's sandbox image.
 const (
-	etcdTag    = "registry.k8s.io/etcd:3.6.5-0"
 	corednsTag = "registry.k8s.io/coredns/coredns:v1.12.1"
 	pauseTag   = "registry.k8s.io/pause:3.10.1"
 	kindPause  = "registry.k8s.io/pause:3.10"
@@ -85,7 +88,7 @@ func preloaded(b Binaries, rootfs string) ([]images.Image, error) {
 			return nil, err
 		}
 	}
-	if err := binary([]string{etcdTag}, "/", []images.File{bin("/usr/local/bin/etcd", b.controlPlane("etcd"))}); err != nil {
+	if err := binary([]string{EtcdImage}, "/", []images.File{bin("/usr/local/bin/etcd", b.controlPlane("etcd"))}); err != nil {
 		return nil, err
 	}
 	proxy, err := iptablesFiles(rootfs)

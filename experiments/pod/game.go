@@ -19,9 +19,10 @@ type GameOptions struct {
 	BaseLatency time.Duration // fixed path latency off the pod's queue: network, Redis (workload.baseLatency)
 	MaxQueue    time.Duration // work queued beyond which the pod sheds with a 503 (model.pods.maxQueue)
 	Seed        uint64        // seeds the service times
+	Listen      string        // host:port to serve on; default a free loopback port
 }
 
-// Game is one pod's game server on a loopback port.
+// Game is one pod's game server.
 type Game struct {
 	opts  GameOptions
 	srv   *http.Server
@@ -33,12 +34,17 @@ type Game struct {
 	queueEnd time.Time // when the last admitted request's service ends
 }
 
-// StartGame listens on a free loopback port and serves /play and /healthz.
+// StartGame listens on opts.Listen (default a free loopback port) and
+// serves /play and /healthz.
 func StartGame(opts GameOptions) (*Game, error) {
 	if opts.Capacity <= 0 {
 		return nil, fmt.Errorf("pod: game capacity must be positive, got %g/s", opts.Capacity)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	listen := opts.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("pod: %w", err)
 	}

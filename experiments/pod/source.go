@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"log"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,9 +46,6 @@ type BundleSource struct {
 	// started before, which have their config already.
 	OperatorStarted time.Time
 	Client          *http.Client // default http.DefaultClient
-	// Pulled, if set, is called after each complete pull, with the
-	// version the operator sent.
-	Pulled func(p *Pod, version string, at time.Time)
 }
 
 // Serve implements Source.
@@ -69,9 +69,6 @@ func (s *BundleSource) Serve(ctx context.Context, p *Pod, loaded func(uplinkByte
 				}
 			default:
 				have = version
-				if s.Pulled != nil {
-					s.Pulled(p, version, time.Now())
-				}
 				if waiting {
 					waiting = false
 					loaded(n)
@@ -225,3 +222,79 @@ func (s *AgentSource) agentFor(node string) (*agent.Agent, error) {
 	go func() { defer s.wg.Done(); a.Run(s.ctx) }() //nolint:errcheck // nil when ctx ends
 	return a, nil
 }
+
+// NodeAgentSource is the reference's delivery to a pod that runs in its
+// own container: its node's agent (cmd/nodeagent, an agent.NodeServer)
+// serves the pod its hunt's fragment and holds it for as long as the pod
+// holds the connection.
+type NodeAgentSource struct {
+	URL    string // the node's agent, e.g. http://$HOST_IP:7790
+	Hunts  int    // pods are spread over hunts h-0 ... h-(Hunts-1) by name (HuntOf)
+	Client *http.Client
+}
+
+// Serve implements Source. A connection to the agent that breaks (the
+// agent restarted) is made again; loaded is called once, with the
+// fragment's size unless the node held it.
+func (s *NodeAgentSource) Serve(ctx context.Context, p *Pod, loaded func(uplinkBytes int64)) error {
+	if s.Hunts < 1 {
+		return fmt.Errorf("pod: a node agent source needs at least one hunt, got %d", s.Hunts)
+	}
+	client := s.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	u := fmt.Sprintf("%s/fragment?pod=%s&hunt=%s", s.URL, url.QueryEscape(p.Name), url.QueryEscape(HuntOf(p.Name, s.Hunts)))
+	first := true
+	for ctx.Err() == nil {
+		err := s.hold(ctx, client, u, func(n int64) {
+			if first {
+				first = false
+				loaded(n)
+			}
+		})
+		if err != nil && ctx.Err() == nil && first {
+			// Not even the first fragment: say why now, then try again.
+			log.Printf("pod %s: %v", p.Name, err)
+		}
+		if !ctxsleep.Sleep(ctx, retryEvery) {
+			break
+		}
+	}
+	return nil
+}
+
+// hold asks the agent for the pod's fragment, reads it, calls got with
+// the bytes that crossed the uplink for it, and holds the connection
+// until it breaks or ctx ends.
+func (s *NodeAgentSource) hold(ctx context.Context, client *http.Client, u string, got func(uplinkBytes int64)) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("node agent: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	n, err := strconv.ParseInt(resp.Header.Get(agent.HeaderLength), 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("node agent: bad %s %q", agent.HeaderLength, resp.Header.Get(agent.HeaderLength))
+	}
+	if _, err := io.CopyN(io.Discard, resp.Body, n); err != nil {
+		return fmt.Errorf("node agent: reading the fragment: %w", err)
+	}
+	if resp.Header.Get(agent.HeaderHeld) == "true" {
+		n = 0
+	}
+	got(n)
+	_, err = io.Copy(io.Discard, resp.Body) // until the agent or the pod goes
+	return err
+}
+
+// Unload implements Source: closing the connection released the hunt.
+func (s *NodeAgentSource) Unload(*Pod) {}

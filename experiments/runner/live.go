@@ -140,6 +140,16 @@ func RunLive(ctx context.Context, sc *scenario.Scenario, opts LiveOptions) ([]Li
 	return outs, nil
 }
 
+// gamePods are the game pods a run follows: a pod.Realizer that runs
+// their programs in this process, or a pod.Observer of pods that run
+// their own (cmd/podagent, in the cluster).
+type gamePods interface {
+	Run(ctx context.Context) error
+	Pods() (total, ready int)
+	Running() []string
+	Lookup(name string) *pod.Pod
+}
+
 // liveRun is one system's live run.
 type liveRun struct {
 	sc              *scenario.Scenario // at live scale
@@ -152,6 +162,8 @@ type liveRun struct {
 
 	cluster  *Cluster
 	kube     kubernetes.Interface
+	podsMu   sync.Mutex
+	pods     gamePods // set once the game pods are followed
 	link     uplink.Uplink
 	tmp      string    // scratch: stores, L2 caches
 	start    time.Time // the run's time zero; zero until the load starts
@@ -242,6 +254,9 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	case "", UplinkTokenBucket:
 		l.link = uplink.New(l.sc.Cluster.Uplink.BytesPerSecond())
 	case UplinkTC:
+		if l.inCluster() {
+			return out, fmt.Errorf("the %s uplink cannot shape a cluster's pods; use %s, which every byte of config between the cluster's config services and its pods crosses", UplinkTC, UplinkTokenBucket)
+		}
 		if l.link, err = uplink.NewTC(l.sc.Cluster.Uplink.BytesPerSecond()); err != nil {
 			return out, err
 		}
@@ -288,10 +303,15 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	d := l.cluster.GamePods(l.cluster.Namespace, gameName, gameLabels, int32(l.sc.Cluster.Pods))
 	// Ready only with config, as the simulator's pods: a rollout waits.
 	d.Spec.Template.Spec.ReadinessGates = append(d.Spec.Template.Spec.ReadinessGates, corev1.PodReadinessGate{ConditionType: pod.ConfigReady})
+	if l.inCluster() {
+		if err := l.inClusterGamePods(ctx, d, system.podArgs()); err != nil {
+			return out, err
+		}
+	}
 	if _, err := l.kube.AppsV1().Deployments(l.cluster.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return out, err
 	}
-	if err := l.waitFor(ctx, time.Minute, "game pods Running", func() (bool, string) {
+	if err := l.waitFor(ctx, 2*time.Minute, "game pods Running", func() (bool, string) {
 		n, err := l.runningPods(ctx)
 		return err == nil && n == l.sc.Cluster.Pods, fmt.Sprintf("%d of %d", n, l.sc.Cluster.Pods)
 	}); err != nil {
@@ -306,47 +326,63 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 
 	l.step(4, "")
 	lb := load.NewBalancer(l.sc.Workload.HealthCheck, "/healthz")
-	realizer := pod.NewRealizer(pod.RealizerOptions{
-		Client: l.kube, Namespace: l.cluster.Namespace, Selector: gameSelector, Source: source,
-		Game: pod.GameOptions{
-			Capacity:    l.sc.Workload.PodCapacity.PerSecond(),
-			BaseLatency: l.sc.Workload.BaseLatency.D(),
-			MaxQueue:    l.sc.Model.Pods.MaxQueue.D(),
-			Seed:        l.sc.Seed,
+	events := pod.Events{
+		Started: func(p *pod.Pod) { lb.Add(p.Addr()) },
+		Stopped: func(p *pod.Pod) { lb.Retire(p.Addr()) },
+		Loaded: func(p *pod.Pod, at time.Time, took time.Duration, uplinkBytes int64) {
+			if l.started(p.Created) {
+				t := l.since(at)
+				l.record(func(r *metrics.Recorder) { r.PodConfigLoaded(t, took, float64(uplinkBytes)) })
+			}
 		},
-		Events: pod.Events{
-			Started: func(p *pod.Pod) { lb.Add(p.Addr()) },
-			Stopped: func(p *pod.Pod) { lb.Retire(p.Addr()) },
-			Loaded: func(p *pod.Pod, at time.Time, took time.Duration, uplinkBytes int64) {
-				if l.started(p.Created) {
-					t := l.since(at)
-					l.record(func(r *metrics.Recorder) { r.PodConfigLoaded(t, took, float64(uplinkBytes)) })
-				}
+		Failed: func(p *pod.Pod, err error) { l.notef("pod %s: %v", p.Name, err) },
+	}
+	var pods gamePods
+	if l.inCluster() {
+		pods = pod.NewObserver(pod.ObserverOptions{Client: l.kube, Namespace: l.cluster.Namespace, Selector: gameSelector, Port: gamePort, Events: events})
+	} else {
+		pods = pod.NewRealizer(pod.RealizerOptions{
+			Client: l.kube, Namespace: l.cluster.Namespace, Selector: gameSelector, Source: source,
+			Game: pod.GameOptions{
+				Capacity:    l.sc.Workload.PodCapacity.PerSecond(),
+				BaseLatency: l.sc.Workload.BaseLatency.D(),
+				MaxQueue:    l.sc.Model.Pods.MaxQueue.D(),
+				Seed:        l.sc.Seed,
 			},
-			Failed: func(p *pod.Pod, err error) { l.notef("pod %s: %v", p.Name, err) },
-		},
-	})
+			Events: events,
+		})
+	}
+	l.podsMu.Lock()
+	l.pods = pods
+	l.podsMu.Unlock()
 	running.Add(2)
-	go func() { defer running.Done(); realizer.Run(ctx) }() //nolint:errcheck // nil when ctx ends
+	go func() { defer running.Done(); pods.Run(ctx) }() //nolint:errcheck // nil when ctx ends
 	go func() { defer running.Done(); lb.Run(ctx) }()
 	want := l.sc.Cluster.Pods
 	if err := l.waitFor(ctx, 2*time.Minute, "pods in the balancer's rotation", func() (bool, string) {
-		_, ready := realizer.Pods()
+		_, ready := pods.Pods()
 		return lb.InRotation() == want, fmt.Sprintf("%d with config, %d of %d in rotation", ready, lb.InRotation(), want)
 	}); err != nil {
 		return out, err
 	}
 
+	var clusterPods []byte
+	if l.inCluster() {
+		if clusterPods, err = l.listClusterPods(ctx); err != nil {
+			return out, err
+		}
+	}
 	// Time zero: load, churn and sampling start together.
 	l.startMu.Lock()
 	l.start = time.Now()
 	l.startMu.Unlock()
 	runCtx, stopRun := context.WithTimeout(ctx, l.sc.Duration.D())
 	defer stopRun()
-	lbURL, err := serveHTTP(ctx, &running, lb, nil)
+	lbListener, err := loopback()
 	if err != nil {
 		return out, err
 	}
+	lbURL := serveHTTP(ctx, &running, lb, lbListener)
 	var raw bytes.Buffer
 	attackErr := make(chan error, 1)
 	go func() {
@@ -362,10 +398,10 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 			l.record(func(r *metrics.Recorder) { r.Request(start, latency, ok) })
 		}, &raw)
 	}()
-	churn := &liveChurn{run: l, system: system, realizer: realizer}
+	churn := &liveChurn{run: l, system: system, pods: pods}
 	running.Add(2)
 	go func() { defer running.Done(); churn.play(runCtx) }()
-	go func() { defer running.Done(); l.sample(runCtx, system, realizer, lb) }()
+	go func() { defer running.Done(); l.sample(runCtx, system, pods, lb) }()
 	err = <-attackErr
 	if parent.Err() != nil {
 		return out, parent.Err()
@@ -396,13 +432,18 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	if notes != "" {
 		notes += "\n"
 	}
-	if err := writeFiles(l.dir,
-		resultFile{"summary.json", summaryJSON.Bytes()},
-		resultFile{"timeseries.csv", series.Bytes()},
-		resultFile{"vegeta.bin", raw.Bytes()},
-		resultFile{"vegeta.txt", vegetaReport.Bytes()},
-		resultFile{"scrapes.csv", l.scrapes.Bytes()},
-		resultFile{"notes.txt", []byte(notes)}); err != nil {
+	files := []resultFile{
+		{"summary.json", summaryJSON.Bytes()},
+		{"timeseries.csv", series.Bytes()},
+		{"vegeta.bin", raw.Bytes()},
+		{"vegeta.txt", vegetaReport.Bytes()},
+		{"scrapes.csv", l.scrapes.Bytes()},
+		{"notes.txt", []byte(notes)},
+	}
+	if clusterPods != nil {
+		files = append(files, resultFile{"cluster-pods.txt", clusterPods})
+	}
+	if err := writeFiles(l.dir, files...); err != nil {
 		return out, err
 	}
 	return LiveOutput{System: l.system, Dir: l.dir, Summary: summary}, nil
@@ -444,7 +485,7 @@ func (l *liveRun) waitFor(ctx context.Context, timeout time.Duration, what strin
 // sample records, every second, the pods, the uplink's egress, and the
 // API server's and etcd's counters; logs those and the system's own
 // metrics into scrapes.csv; and shows progress every 10 s.
-func (l *liveRun) sample(ctx context.Context, system liveSystem, realizer *pod.Realizer, lb *load.Balancer) {
+func (l *liveRun) sample(ctx context.Context, system liveSystem, pods gamePods, lb *load.Balancer) {
 	transport, err := rest.TransportFor(l.cluster.Admin)
 	if err != nil {
 		l.notef("no API server metrics: %v", err)
@@ -471,7 +512,7 @@ func (l *liveRun) sample(ctx context.Context, system liveSystem, realizer *pod.R
 		}
 		now := time.Now()
 		t := l.since(now)
-		total, ready := realizer.Pods()
+		total, ready := pods.Pods()
 		egress := l.link.Bytes()
 		delta, from := float64(egress-lastEgress), lastT
 		lastEgress, lastT = egress, t

@@ -23,10 +23,10 @@ import (
 // liveChurn plays the scenario's timeline against the real Kubernetes
 // API (and the system under test), each event at its time from zero.
 type liveChurn struct {
-	run      *liveRun
-	system   liveSystem
-	realizer *pod.Realizer
-	rng      *rand.Rand
+	run    *liveRun
+	system liveSystem
+	pods   gamePods
+	rng    *rand.Rand
 }
 
 func (c *liveChurn) play(ctx context.Context) {
@@ -88,7 +88,7 @@ func (c *liveChurn) autoscale(ctx context.Context, a *scenario.Autoscale) error 
 // restartStorm deletes a fraction of the running pods, chosen by the
 // scenario's seed, evenly over s.Over; the Deployment replaces each.
 func (c *liveChurn) restartStorm(ctx context.Context, s *scenario.RestartStorm) error {
-	names := c.realizer.Running()
+	names := c.pods.Running()
 	slices.Sort(names)
 	c.rng.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
 	victims := names[:int(math.Round(s.Fraction*float64(len(names))))]
@@ -110,7 +110,7 @@ func (c *liveChurn) restartStorm(ctx context.Context, s *scenario.RestartStorm) 
 // rollingUpdate sets the Deployment's rollout limits and changes its pod
 // template, so that Kubernetes replaces every pod.
 func (c *liveChurn) rollingUpdate(ctx context.Context, u *scenario.RollingUpdate) error {
-	n := len(c.realizer.Running())
+	n := len(c.pods.Running())
 	patch := fmt.Sprintf(`{"spec":{"strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":%s,"maxUnavailable":%s}},"template":{"metadata":{"annotations":{"churnlab.io/rolled-at":%q}}}}}`,
 		intOrPercentJSON(u.MaxSurge), intOrPercentJSON(u.MaxUnavailable), time.Now().UTC().Format(time.RFC3339Nano))
 	_, err := c.run.kube.AppsV1().Deployments(c.run.cluster.Namespace).Patch(ctx, gameName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
@@ -137,7 +137,7 @@ func intOrPercentJSON(v scenario.IntOrPercent) string {
 // whole cluster, every one of which has pods); fewer if fewer are played.
 func (c *liveChurn) playedHunts(n int) []string {
 	seen := map[string]bool{}
-	for _, name := range c.realizer.Running() {
+	for _, name := range c.pods.Running() {
 		seen[pod.HuntOf(name, c.run.sc.Config.Hunts)] = true
 	}
 	hunts := slices.Sorted(maps.Keys(seen))

@@ -26,7 +26,6 @@ import (
 	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/pod"
 	"github.com/churnlab/churnlab/experiments/scenario"
-	"github.com/churnlab/churnlab/experiments/uplink"
 	pb "github.com/churnlab/churnlab/reference/proto"
 	"github.com/churnlab/churnlab/reference/server"
 	"github.com/churnlab/churnlab/reference/store"
@@ -44,6 +43,9 @@ type liveSystem interface {
 	// play applies an event only this system has; false if it has none
 	// such, or the event does not apply to it.
 	play(ctx context.Context, e scenario.Event) (bool, error)
+	// podArgs are the config client's flags of cmd/podagent, for game
+	// pods that run in the cluster; called after install.
+	podArgs() []string
 	// metrics returns the system's Prometheus endpoints by name, for the
 	// scrape log.
 	metrics() map[string]metricsEndpoint
@@ -51,25 +53,17 @@ type liveSystem interface {
 	stop()
 }
 
-// serveHTTP serves h until ctx ends on a free port, through link if it is
-// not nil (else on loopback), and returns the base URL.
-func serveHTTP(ctx context.Context, wg *sync.WaitGroup, h http.Handler, link uplink.Uplink) (string, error) {
-	var l net.Listener
-	var err error
-	if link != nil {
-		l, err = link.Listen("")
-	} else {
-		l, err = net.Listen("tcp", "127.0.0.1:0")
-	}
-	if err != nil {
-		return "", err
-	}
+// serveHTTP serves h on l until ctx ends, and returns the base URL.
+func serveHTTP(ctx context.Context, wg *sync.WaitGroup, h http.Handler, l net.Listener) string {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	wg.Add(2)
 	go func() { defer wg.Done(); srv.Serve(l) }() //nolint:errcheck // ends with Close
 	go func() { defer wg.Done(); <-ctx.Done(); srv.Close() }()
-	return "http://" + l.Addr().String(), nil
+	return "http://" + l.Addr().String()
 }
+
+// loopback listens on a free loopback port.
+func loopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
 // --- baseline ---
 
@@ -82,6 +76,7 @@ type baselineSystem struct {
 	wg  sync.WaitGroup
 	// metricsURL is the operator's /metrics, off the uplink.
 	metricsURL string
+	bundleURL  string // the proxy to the operator's bundle endpoint, behind the uplink
 
 	mu     sync.Mutex
 	change *bundleChange
@@ -92,11 +87,31 @@ func (b *baselineSystem) install(ctx context.Context) error {
 	if err := baseline.Install(ctx, admin, b.run.cluster.OperatorUser); err != nil {
 		return err
 	}
-	return baseline.WriteConfig(ctx, admin, b.run.cluster.Namespace, int(sc.Config.TotalSize), sc.Config.Objects)
+	if err := baseline.WriteConfig(ctx, admin, b.run.cluster.Namespace, int(sc.Config.TotalSize), sc.Config.Objects); err != nil {
+		return err
+	}
+	if b.run.inCluster() {
+		// The game pods are told the bundle endpoint when they are made.
+		return b.startOperator(ctx)
+	}
+	return nil
 }
 
 func (b *baselineSystem) start(ctx context.Context) (pod.Source, error) {
+	if b.run.inCluster() {
+		return nil, nil // the pods pull for themselves (cmd/podagent)
+	}
 	started := time.Now()
+	if err := b.startOperator(ctx); err != nil {
+		return nil, err
+	}
+	return &pod.BundleSource{URL: b.bundleURL, OperatorStarted: started}, nil
+}
+
+// startOperator starts the operator, as a pod where the cluster runs
+// churnlab's programs and as a process here otherwise, and the proxy to
+// its bundle endpoint behind the uplink that the pods pull through.
+func (b *baselineSystem) startOperator(ctx context.Context) error {
 	var err error
 	if c := b.run.cluster; c.Images != nil {
 		b.op, err = startOperatorPod(ctx, c, b.run.sc, filepath.Join(b.run.tmp, "veltrix.log"))
@@ -104,21 +119,61 @@ func (b *baselineSystem) start(ctx context.Context) (pod.Source, error) {
 		b.op, err = b.startOperatorProcess(ctx)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	target, err := url.Parse(b.op.endpoint())
 	if err != nil {
-		return nil, err
+		return err
 	}
-	// The pods pull their bundles through the uplink, from a proxy to the
-	// operator's endpoint.
-	bundleURL, err := serveHTTP(ctx, &b.wg, httputil.NewSingleHostReverseProxy(target), b.run.link)
+	l, err := b.run.uplinkListen("")
 	if err != nil {
-		return nil, err
+		return err
 	}
+	b.bundleURL = serveHTTP(ctx, &b.wg, b.bundleProxy(target), l)
 	b.metricsURL = b.op.endpoint() + "/metrics"
-	return &pod.BundleSource{URL: bundleURL, OperatorStarted: started, Pulled: b.pulled}, nil
+	return nil
 }
+
+// podArgs are the in-cluster game pods' config client: the bundle,
+// through the uplink.
+func (b *baselineSystem) podArgs() []string {
+	return []string{"--system=baseline", "--bundle-url=" + b.bundleURL}
+}
+
+// bundleProxy forwards the pods' pulls to the operator's endpoint, and
+// records each complete pull of a bundle (pulled).
+func (b *baselineSystem) bundleProxy(target *url.URL) http.Handler {
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		// A body cut short panics with http.ErrAbortHandler, out of here.
+		proxy.ServeHTTP(rec, r)
+		if version := rec.Header().Get("X-Bundle-Version"); rec.status == http.StatusOK && version != "" && r.Context().Err() == nil {
+			b.pulled(r.URL.Query().Get("pod"), version, time.Now())
+		}
+	})
+}
+
+// statusRecorder keeps the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController (the proxy's flushes) reach w.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // startOperatorProcess runs cmd/veltrix as a process on this machine.
 func (b *baselineSystem) startOperatorProcess(ctx context.Context) (operator, error) {
@@ -181,8 +236,12 @@ type bundleChange struct {
 
 // pulled records the propagation of the last change to a pod that was
 // running when it was written, the first time it pulls a later generation.
-func (b *baselineSystem) pulled(p *pod.Pod, version string, at time.Time) {
+func (b *baselineSystem) pulled(name, version string, at time.Time) {
 	g, ok := baseline.BundleGeneration(version)
+	p := b.run.lookupPod(name)
+	if p == nil {
+		return // not followed (yet, or any more): it counts for nothing
+	}
 	b.mu.Lock()
 	c := b.change
 	first := ok && c != nil && g > c.after && p.Created.Before(c.at) && !c.arrived[p.UID]
@@ -286,7 +345,35 @@ func (rep *replica) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *referenceSystem) install(ctx context.Context) error {
-	switch kind := r.run.sc.Reference.Store.Kind; kind {
+	kind := r.run.sc.Reference.Store.Kind
+	if kind != "bbolt" && kind != "etcd" {
+		return fmt.Errorf("reference.store.kind %s cannot run here (only bbolt and etcd can)", kind)
+	}
+	r.changed = map[string]*huntChange{}
+	if r.run.inCluster() {
+		if err := r.installInCluster(ctx); err != nil {
+			return err
+		}
+	} else if err := r.installHere(ctx, kind); err != nil {
+		return err
+	}
+	var all []string
+	for i := range r.run.sc.Config.Hunts {
+		all = append(all, fmt.Sprintf("h-%d", i))
+	}
+	if err := r.putHunts(ctx, all); err != nil {
+		return err
+	}
+	if r.run.inCluster() {
+		// The game pods find their node's agent when they are made.
+		return r.startAgents(ctx)
+	}
+	return nil
+}
+
+// installHere runs the store and the replicas in this process.
+func (r *referenceSystem) installHere(ctx context.Context, kind string) error {
+	switch kind {
 	case "bbolt":
 		b, err := store.OpenBolt(filepath.Join(r.run.tmp, "configd.db"))
 		if err != nil {
@@ -303,10 +390,7 @@ func (r *referenceSystem) install(ctx context.Context) error {
 			return err
 		}
 		r.store = e
-	default:
-		return fmt.Errorf("reference.store.kind %s cannot run here (only bbolt and etcd can)", kind)
 	}
-	r.changed = map[string]*huntChange{}
 	for range r.run.sc.Reference.Replicas {
 		l, err := r.run.link.Listen("")
 		if err != nil {
@@ -317,16 +401,13 @@ func (r *referenceSystem) install(ctx context.Context) error {
 		if err := r.serve(ctx, rep, l); err != nil {
 			return err
 		}
-		if rep.metricsURL, err = serveHTTP(ctx, &r.wg, rep, nil); err != nil {
+		ml, err := loopback()
+		if err != nil {
 			return err
 		}
-		rep.metricsURL += "/metrics"
+		rep.metricsURL = serveHTTP(ctx, &r.wg, rep, ml) + "/metrics"
 	}
-	var all []string
-	for i := range r.run.sc.Config.Hunts {
-		all = append(all, fmt.Sprintf("h-%d", i))
-	}
-	return r.putHunts(ctx, all)
+	return nil
 }
 
 // serve starts rep on l, a listener of the uplink.
@@ -395,6 +476,9 @@ func (r *referenceSystem) putHunts(ctx context.Context, hunts []string) error {
 }
 
 func (r *referenceSystem) start(ctx context.Context) (pod.Source, error) {
+	if r.run.inCluster() {
+		return nil, nil // the pods ask their node's agent (cmd/podagent)
+	}
 	var endpoints []string
 	for _, rep := range r.replicas {
 		endpoints = append(endpoints, rep.addr)
@@ -404,16 +488,16 @@ func (r *referenceSystem) start(ctx context.Context) (pod.Source, error) {
 		Dir:       filepath.Join(r.run.tmp, "l2"),
 		Hunts:     r.run.sc.Config.Hunts,
 		Debounce:  r.run.sc.Reference.Debounce.D(),
-		OnUpdate:  r.updated,
+		OnUpdate:  func(node, hunt string, version uint64) { r.updated(node, hunt, version, time.Now()) },
 	})
 	r.source = src
 	return src, err
 }
 
 // updated records the propagation of a change the first time it reaches
-// a node.
-func (r *referenceSystem) updated(node, hunt string, version uint64) {
-	u := nodeUpdate{node: node, version: version, at: time.Now()}
+// a node, at.
+func (r *referenceSystem) updated(node, hunt string, version uint64, at time.Time) {
+	u := nodeUpdate{node: node, version: version, at: at}
 	r.mu.Lock()
 	c, ok := r.changed[hunt]
 	if ok && version > c.version {
@@ -452,6 +536,9 @@ func (r *referenceSystem) changeConfig(ctx context.Context, hunts []string) erro
 }
 
 func (r *referenceSystem) play(ctx context.Context, e scenario.Event) (bool, error) {
+	if r.run.inCluster() {
+		return r.playInCluster(ctx, e)
+	}
 	switch {
 	case e.ReplicaKill != nil:
 		n := min(e.ReplicaKill.Replicas, len(r.replicas))
@@ -484,6 +571,9 @@ func (r *referenceSystem) play(ctx context.Context, e scenario.Event) (bool, err
 }
 
 func (r *referenceSystem) metrics() map[string]metricsEndpoint {
+	if r.run.inCluster() {
+		return r.metricsInCluster()
+	}
 	m := map[string]metricsEndpoint{}
 	for i, rep := range r.replicas {
 		if rep.metricsURL != "" {

@@ -36,9 +36,9 @@ type Cluster struct {
 	// operator's work.
 	Namespace string
 	// GamePods is the Deployment of the run's game pods on this cluster.
-	// Their game servers run in the runner's process whatever the
-	// cluster; the pods are for the control plane: scheduling, status and
-	// churn.
+	// Their game servers run in the runner's process, and the pods are
+	// for the control plane (scheduling, status and churn), unless the
+	// cluster has Images: then the run makes them run cmd/podagent.
 	GamePods func(namespace, name string, labels map[string]string, replicas int32) *appsv1.Deployment
 	// EtcdMetrics is the control plane's etcd /metrics URL, "" when the
 	// target cannot reach it.
@@ -50,10 +50,15 @@ type Cluster struct {
 	// makes their images and loads them into its nodes; nil where those
 	// programs run on this machine.
 	Images ProgramImages
-	Down   func() // stops or releases the cluster; safe to call twice
+	// HostAddress, where Images is set, is this machine's address that
+	// the cluster's pods reach: the run's uplink listens there.
+	HostAddress string
+	Down        func() // stops or releases the cluster; safe to call twice
 }
 
-// ProgramImages puts churnlab's own programs into a cluster's pods.
+// ProgramImages puts churnlab's own programs into a cluster's pods: on a
+// cluster that has them, every part of both systems runs in pods
+// (live_incluster.go).
 type ProgramImages interface {
 	// Image returns the image of cmd/<program>, built here and loaded
 	// into every node.
@@ -61,6 +66,9 @@ type ProgramImages interface {
 	// NodeAddress is an address of one of the nodes that this machine
 	// reaches, for the NodePorts of the run's Services.
 	NodeAddress() (string, error)
+	// EtcdImage is the etcd image the nodes hold for their control
+	// plane, which the reference's store pod runs too.
+	EtcdImage() string
 }
 
 // Targets lists the names NewTarget knows.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
@@ -148,12 +154,12 @@ func (t *kindTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.
 		return nil, err
 	}
 	kubeconfig := filepath.Join(tmp, "kubeconfig")
-	deleteCluster := func() {
+	deleteCluster := sync.OnceFunc(func() {
 		if err := provider.Delete(name, kubeconfig); err != nil {
 			lines.Say(progress, "kind target: deleting cluster %s: %v", name, withEngineOutput(err))
 		}
 		os.RemoveAll(tmp)
-	}
+	})
 	// Only a cluster this run created is deleted: when Create fails, kind
 	// has already removed what it made, and a cluster of that name that
 	// it found in its way is someone else's.
@@ -181,10 +187,95 @@ func (t *kindTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.
 	if err != nil {
 		return nil, err
 	}
-	c.Images = &kindImages{provider: provider, cluster: name, binDir: t.opts.BinDir, cache: filepath.Join(t.opts.Cache, "programs"), progress: progress}
+	var unroute func()
 	kubeDown := c.Down
-	c.Down = sync.OnceFunc(func() { kubeDown(); deleteCluster() })
+	c.Down = sync.OnceFunc(func() {
+		kubeDown()
+		if unroute != nil {
+			unroute()
+		}
+		deleteCluster()
+	})
+	defer func() {
+		if err != nil {
+			c.Down()
+		}
+	}()
+	c.Images = &kindImages{provider: provider, cluster: name, binDir: t.opts.BinDir, cache: filepath.Join(t.opts.Cache, "programs"), progress: progress}
+	if c.HostAddress, unroute, err = routeToPods(ctx, c.Admin, progress); err != nil {
+		return nil, fmt.Errorf("kind target: %w", err)
+	}
 	return c, nil
+}
+
+// routeToPods routes this machine to each node's pod CIDR through the
+// node, so that the runner's balancer reaches the game pods and the pods
+// reach the runner's uplink, and returns this machine's address on the
+// nodes' network. The routes go with the network's bridge when the
+// cluster is deleted. A route to the same pods that is already there is
+// someone else's: it is an error, not replaced. unroute deletes the
+// routes it added (kind keeps its network for the next cluster).
+func routeToPods(ctx context.Context, admin *rest.Config, progress io.Writer) (host string, unroute func(), err error) {
+	var added []*netlink.Route
+	unroute = func() {
+		for _, r := range added {
+			if err := netlink.RouteDel(r); err != nil {
+				lines.Say(progress, "kind target: deleting the route to %s: %v", r.Dst, err)
+			}
+		}
+	}
+	defer func() {
+		if err != nil {
+			unroute()
+		}
+	}()
+	kube, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		return "", nil, err
+	}
+	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", nil, err
+	}
+	for _, n := range nodes.Items {
+		nodeIP := ""
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP && net.ParseIP(a.Address).To4() != nil {
+				nodeIP = a.Address
+			}
+		}
+		_, pods, err := net.ParseCIDR(n.Spec.PodCIDR)
+		if nodeIP == "" || err != nil {
+			return "", nil, fmt.Errorf("node %s has no IPv4 address or pod CIDR (%q)", n.Name, n.Spec.PodCIDR)
+		}
+		if host == "" {
+			if host, err = localAddressFacing(net.ParseIP(nodeIP)); err != nil {
+				return "", nil, err
+			}
+		}
+		route := &netlink.Route{Dst: pods, Gw: net.ParseIP(nodeIP)}
+		if err := netlink.RouteAdd(route); err != nil {
+			return "", nil, fmt.Errorf("routing %s via node %s (%s): %w (a route to those pods that is not this run's?)", pods, n.Name, nodeIP, err)
+		}
+		added = append(added, route)
+		lines.Say(progress, "kind target: this machine reaches node %s's pods %s through %s", n.Name, pods, nodeIP)
+	}
+	return host, unroute, nil
+}
+
+// localAddressFacing returns this machine's address on the network of
+// ip.
+func localAddressFacing(ip net.IP) (string, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.Contains(ip) && !n.IP.Equal(ip) {
+			return n.IP.String(), nil
+		}
+	}
+	return "", fmt.Errorf("no address of this machine is on node address %s's network", ip)
 }
 
 // kindImages loads images of churnlab's programs into a kind cluster's
@@ -221,6 +312,8 @@ func (k *kindImages) Image(ctx context.Context, program string) (string, error) 
 	lines.Say(k.progress, "kind target: %s loaded into %d node(s) in %s", built.Ref, len(nodes), time.Since(begin).Round(100*time.Millisecond))
 	return built.Ref, nil
 }
+
+func (k *kindImages) EtcdImage() string { return kindnode.EtcdImage }
 
 func (k *kindImages) NodeAddress() (string, error) {
 	nodes, err := k.provider.ListNodes(k.cluster)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/vishvananda/netlink"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 
 	"github.com/churnlab/churnlab/experiments/controlplane"
@@ -53,8 +55,9 @@ func TestKindTargetPlaysAStorm(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\nprogress:\n%s", err, progress.String())
 	}
-	// The baseline's operator ran as a pod, from its own image.
-	for _, want := range []string{"kind target: cluster churnlab-", "1 node(s) of churnlab.local/kind-node:v1.34.4-", "kind target: churnlab.local/veltrix:"} {
+	// Every program ran from its own image, loaded into the node.
+	for _, want := range []string{"kind target: cluster churnlab-", "1 node(s) of churnlab.local/kind-node:v1.34.4-",
+		"kind target: churnlab.local/veltrix:", "kind target: churnlab.local/podagent:", "kind target: churnlab.local/configd:", "kind target: churnlab.local/nodeagent:"} {
 		if !strings.Contains(progress.String(), want) {
 			t.Errorf("the progress lacks %q:\n%s", want, progress.String())
 		}
@@ -66,6 +69,7 @@ func TestKindTargetPlaysAStorm(t *testing.T) {
 	for _, o := range outs {
 		s := writtenSummary(t, o.Dir)
 		got[o.System] = s
+		checkInCluster(t, sc, o.System, o.Dir)
 		// 850 requests a second for 60 s; the baseline's storm costs some.
 		if s.Mode != "kind" || *s.Requests.Total < 40_000 {
 			t.Errorf("%s: mode %s, %d requests; want kind, about 51,000", o.System, s.Mode, *s.Requests.Total)
@@ -94,6 +98,51 @@ func TestKindTargetPlaysAStorm(t *testing.T) {
 		t.Errorf("reference p99 %.1f ms is not a third of the baseline's %.1f ms", *ref.Requests.P99Ms, *base.Requests.P99Ms)
 	}
 	checkKindCleanedUp(t, tmp, kept)
+}
+
+// checkInCluster checks that every part of system ran as a Running pod
+// of its own image, as the run's cluster-pods.txt listed the cluster's
+// pods when the load started.
+func checkInCluster(t *testing.T, sc *scenario.Scenario, system sim.System, dir string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "cluster-pods.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What must run, by pod name (a trailing "-" is a prefix), and the
+	// image it runs.
+	want := map[string]string{"kube-apiserver-": "registry.k8s.io/kube-apiserver:", "etcd-": "registry.k8s.io/etcd:", "game-": "churnlab.local/podagent:"}
+	switch system {
+	case sim.Baseline:
+		want["veltrix-operator-"] = "churnlab.local/veltrix:"
+	case sim.Reference:
+		for i := range sc.Reference.Replicas {
+			want[fmt.Sprintf("configd-%d", i)] = "churnlab.local/configd:"
+		}
+		want["configd-store-"] = "registry.k8s.io/etcd:"
+		want["nodeagent-"] = "churnlab.local/nodeagent:"
+	}
+	running := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n")[1:] {
+		f := strings.Fields(line) // NAMESPACE NAME NODE PHASE READY IMAGES
+		if len(f) != 6 {
+			t.Fatalf("cluster-pods.txt: line %q", line)
+		}
+		for name, image := range want {
+			matches := f[1] == name || (strings.HasSuffix(name, "-") && strings.HasPrefix(f[1], name))
+			if matches && f[3] == "Running" && strings.HasPrefix(f[5], image) {
+				running[name]++
+			}
+		}
+	}
+	for name, image := range want {
+		if running[name] == 0 {
+			t.Errorf("%s: no pod %s* Running %s*:\n%s", system, name, image, raw)
+		}
+	}
+	if pods := sc.AtLiveScale().Cluster.Pods; running["game-"] != pods {
+		t.Errorf("%s: %d game pods Running podagent, want %d", system, running["game-"], pods)
+	}
 }
 
 // TestKindTargetCleansUpOnFailureAndCancel: a run that fails once its
@@ -157,6 +206,16 @@ func kindTestTarget(t *testing.T) (Target, string, bool) {
 func checkKindCleanedUp(t *testing.T, tmp string, kept bool) {
 	t.Helper()
 	checkCleanedUp(t, tmp)
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pods, _ := net.ParseCIDR("10.244.0.0/16") // kind's pod subnet
+	for _, r := range routes {
+		if r.Dst != nil && pods.Contains(r.Dst.IP) {
+			t.Errorf("a route to kind's pods is left: %s via %s", r.Dst, r.Gw)
+		}
+	}
 	if kept {
 		out, err := exec.Command("docker", "-H", "unix://"+filepath.Join(engine.DefaultExecRoot, "docker.sock"),
 			"ps", "-a", "--filter", "label=io.x-k8s.kind.cluster", "--format", "{{.Names}}").CombinedOutput()

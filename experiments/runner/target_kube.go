@@ -25,10 +25,10 @@ import (
 	"github.com/churnlab/churnlab/internal/lines"
 )
 
-// DefaultPodImage is the game pods' container on the kube and kind
-// targets: the pause image, which kind's nodes and most clusters already
-// hold (it is containerd's sandbox image). The game servers themselves run
-// in the runner's process.
+// DefaultPodImage is the game pods' container on the kube target: the
+// pause image, which most clusters already hold (it is containerd's
+// sandbox image). The game servers themselves run in the runner's
+// process there; on kind the pods run cmd/podagent's image instead.
 const DefaultPodImage = "registry.k8s.io/pause:3.10"
 
 // operatorServiceAccount is the baseline operator's identity on a cluster

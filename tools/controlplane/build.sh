@@ -7,7 +7,7 @@
 # image is made of, into bin/node/ and bin/:
 #   kubelet, kubeadm, kube-proxy (CGO_ENABLED=0)                       (k8s.io/kubernetes v1.34.4)
 #   coredns                                                            (github.com/coredns/coredns v1.12.1)
-#   pause, nodenet, veltrix, bin/capshim                                  (this checkout's cmd/)
+#   pause, nodenet, veltrix, podagent, configd, nodeagent, bin/capshim    (this checkout's cmd/)
 # Idempotent: a binary newer than the go.mod that pins it is left alone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,8 +38,8 @@ if [ "${1:-}" = node ]; then
     (cd "$root/tools/coredns" && CGO_ENABLED=0 go build -p 2 -o "$bin/node/coredns" -ldflags "-s -w" github.com/coredns/coredns)
     echo "kind node: built coredns in $((SECONDS - start)) s"
   fi
-  (cd "$root" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$bin/node/" ./cmd/pause ./cmd/nodenet ./cmd/veltrix && go build -o "$bin/capshim" ./cmd/capshim)
-  echo "kind node: kubelet, kubeadm, kube-proxy, coredns, pause, nodenet, veltrix and capshim up to date"
+  (cd "$root" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$bin/node/" ./cmd/pause ./cmd/nodenet ./cmd/veltrix ./cmd/podagent ./cmd/configd ./cmd/nodeagent && go build -o "$bin/capshim" ./cmd/capshim)
+  echo "kind node: kubelet, kubeadm, kube-proxy, coredns, pause, nodenet, veltrix, podagent, configd, nodeagent and capshim up to date"
   exit 0
 fi
 
