@@ -35,9 +35,11 @@ func newRunCommand(stdout, stderr io.Writer) *cobra.Command {
 live.duration, against the real systems on a real Kubernetes control plane:
 the Veltrix-like operator (package baseline) and the streaming config
 service (package reference), one after the other, each on a fresh cluster.
-Game pods are in-process workers with real sockets, behind a load balancer
-with active health checks, under vegeta load. It writes
-<out>/<scenario>/<target>/<system>/{summary.json,timeseries.csv,vegeta.bin,vegeta.txt,scrapes.csv,notes.txt}.
+Game pods are in-process workers with real sockets (local, kube) or real
+pods (kind), behind a load balancer with active health checks, under
+vegeta load. It writes
+<out>/<scenario>/<target>/<system>/{summary.json,timeseries.csv,vegeta.bin,vegeta.txt,scrapes.csv,notes.txt},
+and cluster-pods.txt on kind.
 
 Targets: local (the default) starts a control plane on this machine (make
 controlplane builds it): kube-apiserver, etcd, the controller manager, the
@@ -49,9 +51,11 @@ APF and its etcd is not scraped. kind creates a kind cluster with the
 scenario's node count for each system and deletes it; its nodes run
 churnlab's node image, built offline (churnlab kind node-image), in your
 Docker or Podman, or else in a private dockerd that the run starts and
-stops (--keep-engine leaves it up; churnlab kind engine down stops it). On
-every target the game servers run in this process, reached over loopback,
-one per Running pod.
+stops (--keep-engine leaves it up; churnlab kind engine down stops it).
+There every part runs in pods: the game pods (cmd/podagent), the operator,
+configd and its store, and the node agents; the run keeps the churn, the
+load, the scrapes and the uplink. On local and kube the game servers run in
+this process, reached over loopback, one per Running pod.
 
 Each system takes live.duration plus about half a minute. Ctrl-C stops
 everything the run started and writes nothing.`,
@@ -123,7 +127,7 @@ everything the run started and writes nothing.`,
 	f.StringVar(&target, "target", "local", fmt.Sprintf("where the cluster comes from: one of %v", runner.Targets))
 	f.StringVar(&targetOpts.Kubeconfig, "kubeconfig", "", "kube target: kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
 	f.StringVar(&targetOpts.Context, "context", "", "kube target: kubeconfig context (default its current one)")
-	f.StringVar(&targetOpts.PodImage, "pod-image", runner.DefaultPodImage, "kube and kind targets: the game pods' container image (the game servers run in this process)")
+	f.StringVar(&targetOpts.PodImage, "pod-image", runner.DefaultPodImage, "kube target: the game pods' container image (the game servers run in this process; on kind the pods run cmd/podagent)")
 	f.StringVar(&targetOpts.Cache, "cache", defaultCache(), "kind target: where the node image and the private engine's state are kept")
 	f.BoolVar(&targetOpts.KeepEngine, "keep-engine", false, "kind target: leave a private engine this run starts running, for later runs")
 	f.StringVar(&system, "system", "both", "system to run: baseline, reference or both")

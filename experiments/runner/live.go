@@ -264,6 +264,9 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 		return out, fmt.Errorf("unknown uplink %q: want %s or %s", l.uplink, UplinkTokenBucket, UplinkTC)
 	}
 	defer l.link.Close()
+	if l.inCluster() {
+		l.notef("uplink: the token bucket in the runner, which every byte of config between the cluster's config services and its pods crosses (tc cannot shape the pods' traffic here)")
+	}
 	var system liveSystem
 	switch l.system {
 	case sim.Baseline:
