@@ -170,11 +170,13 @@ bench-fanout: controlplane ## configd vs plain etcd watches fan-out, 180/1000/10
 	go test -run '^$$' -bench 'Fanout/streams=' -benchtime 20x -timeout 20m ./reference/ | tee bench-fanout.txt
 
 .PHONY: fuzz
-fuzz: ## fuzz the scenario loader, its path=value overrides, Watch requests and signed tokens, FUZZTIME each (default 2m)
+fuzz: ## fuzz the scenario loader, its path=value overrides, Watch requests, signed tokens, node agents' update lines and pods' config conditions, FUZZTIME each (default 2m)
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./experiments/scenario/
 	go test -run '^$$' -fuzz FuzzSet -fuzztime $(FUZZTIME) ./experiments/scenario/
 	go test -run '^$$' -fuzz FuzzWatchRequest -fuzztime $(FUZZTIME) ./reference/server/
 	go test -run '^$$' -fuzz FuzzSignedToken -fuzztime $(FUZZTIME) ./reference/server/
+	go test -run '^$$' -fuzz FuzzParseUpdate -fuzztime $(FUZZTIME) ./reference/agent/
+	go test -run '^$$' -fuzz FuzzParseLoaded -fuzztime $(FUZZTIME) ./experiments/pod/
 
 .PHONY: update-golden
 update-golden: ## rewrite the expected error messages of experiments/scenario/testdata/invalid-*.yaml
