@@ -10,6 +10,11 @@
 // the stream does change, or reconnects after a failure, the agent sends
 // the versions it holds, and the service sends only what changed.
 //
+// Where the agent runs as a process of its own (cmd/nodeagent, a
+// DaemonSet on kind), a NodeServer serves it to the node's pods over
+// HTTP: a pod holds its hunt for as long as it holds its /fragment
+// connection, and /updates streams each version that lands in L2.
+//
 //	a, err := agent.New(agent.Options{Endpoints: []string{"configd-0:7070", "configd-1:7070"}, Node: "node-3", L2: l2})
 //	go a.Run(ctx)
 //	fragment, version, err := a.Acquire(ctx, "game-7", "h-17")
