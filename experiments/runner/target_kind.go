@@ -211,10 +211,10 @@ func (t *kindTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.
 // routeToPods routes this machine to each node's pod CIDR through the
 // node, so that the runner's balancer reaches the game pods and the pods
 // reach the runner's uplink, and returns this machine's address on the
-// nodes' network. The routes go with the network's bridge when the
-// cluster is deleted. A route to the same pods that is already there is
+// nodes' network. A route to the same pods that is already there is
 // someone else's: it is an error, not replaced. unroute deletes the
-// routes it added (kind keeps its network for the next cluster).
+// routes it added: kind keeps its network, and so its bridge, for the
+// next cluster, and the routes would outlive this one.
 func routeToPods(ctx context.Context, admin *rest.Config, progress io.Writer) (host string, unroute func(), err error) {
 	var added []*netlink.Route
 	unroute = func() {
