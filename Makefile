@@ -173,6 +173,7 @@ bench-fanout: controlplane ## configd vs plain etcd watches fan-out, 180/1000/10
 fuzz: ## fuzz the scenario loader, its path=value overrides, Watch requests, signed tokens, node agents' update lines and pods' config conditions, FUZZTIME each (default 2m)
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./experiments/scenario/
 	go test -run '^$$' -fuzz FuzzSet -fuzztime $(FUZZTIME) ./experiments/scenario/
+	go test -run '^$$' -fuzz FuzzExpr -fuzztime $(FUZZTIME) ./experiments/scenario/
 	go test -run '^$$' -fuzz FuzzWatchRequest -fuzztime $(FUZZTIME) ./reference/server/
 	go test -run '^$$' -fuzz FuzzSignedToken -fuzztime $(FUZZTIME) ./reference/server/
 	go test -run '^$$' -fuzz FuzzParseUpdate -fuzztime $(FUZZTIME) ./reference/agent/

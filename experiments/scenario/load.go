@@ -131,6 +131,7 @@ func (s *Scenario) applyDefaults() {
 	set(s, "baseline.reloadParallelism", &b.ReloadParallelism, 1)                       // F4: one object after another, as calibrated
 	set(s, "baseline.clientQPS", &b.ClientQPS, 50)                                      // F11
 	set(s, "baseline.clientBurst", &b.ClientBurst, 100)
+	set(s, "baseline.priorityLevel", &b.PriorityLevel, "global-default") // F11: a token user, in flow schema global-default
 	set(s, "baseline.delivery", &b.Delivery, "operator")
 	set(s, "baseline.configCache", &b.ConfigCache, "none")
 
@@ -158,6 +159,8 @@ func (s *Scenario) applyDefaults() {
 			set(s, p+"replicaKill.replicas", &e.ReplicaKill.Replicas, 1)
 		}
 	}
+
+	s.controllerDefaults()
 
 	set(s, "live.duration", &s.Live.Duration, s.Duration)
 	set(s, "live.scale.pods", &s.Live.Scale.Pods, 0.1)
@@ -206,6 +209,7 @@ func (s *Scenario) validate(errs *Errors) {
 		v.failf("cluster.etcd.electionTimeout", "must be at least 5 x heartbeatInterval (%s), got %s", c.Etcd.HeartbeatInterval*5, c.Etcd.ElectionTimeout)
 	}
 	v.positive("cluster.etcd.maxRequestBytes", float64(c.Etcd.MaxRequestBytes))
+	v.apiServer(c.APIServer)
 
 	w := s.Workload
 	v.positive("workload.requestRate", float64(w.RequestRate))
@@ -238,6 +242,9 @@ func (s *Scenario) validate(errs *Errors) {
 	if !slices.Contains(Deliveries, b.Delivery) {
 		v.failf("baseline.delivery", "want one of %v, got %q", Deliveries, b.Delivery)
 	}
+	if !slices.ContainsFunc(c.APIServer.PriorityLevels(), func(pl PriorityLevel) bool { return pl.Name == b.PriorityLevel }) {
+		v.failf("baseline.priorityLevel", "unknown priority level %q; want one of %s", b.PriorityLevel, levelNames(c.APIServer.PriorityLevels()))
+	}
 	if !slices.Contains(ConfigCaches, b.ConfigCache) {
 		v.failf("baseline.configCache", "want one of %v, got %q", ConfigCaches, b.ConfigCache)
 	}
@@ -257,6 +264,10 @@ func (s *Scenario) validate(errs *Errors) {
 	for i, e := range s.Events {
 		v.event(fmt.Sprintf("events[%d]", i), e)
 	}
+	names := map[string]bool{}
+	for i, c := range s.Controllers {
+		v.controller(fmt.Sprintf("controllers[%d]", i), c, names)
+	}
 
 	v.floatRange("live.scale.pods", s.Live.Scale.Pods, math.SmallestNonzeroFloat64, 1)
 	v.floatRange("live.scale.traffic", s.Live.Scale.Traffic, math.SmallestNonzeroFloat64, 1)
@@ -275,13 +286,14 @@ func (s *Scenario) validate(errs *Errors) {
 func (v *validator) event(p string, e Event) {
 	set := 0
 	for _, isSet := range []bool{e.Autoscale != nil, e.RestartStorm != nil, e.RollingUpdate != nil,
-		e.ConfigChange != nil, e.OperatorScale != nil, e.ControllerOff != nil, e.ReplicaKill != nil, e.StoreOutage != nil} {
+		e.ConfigChange != nil, e.OperatorScale != nil, e.ControllerOff != nil, e.ReplicaKill != nil, e.StoreOutage != nil,
+		e.NodeAdd != nil, e.APIRestart != nil} {
 		if isSet {
 			set++
 		}
 	}
 	if set != 1 {
-		v.failf(p, "an event needs exactly one action (autoscale, restartStorm, rollingUpdate, configChange, operatorScale, controllerOff, replicaKill or storeOutage), got %d", set)
+		v.failf(p, "an event needs exactly one action (autoscale, restartStorm, rollingUpdate, configChange, operatorScale, controllerOff, replicaKill, storeOutage, nodeAdd or apiServerRestart), got %d", set)
 		return
 	}
 	if !v.s.source.has(p + ".at") {
@@ -319,6 +331,12 @@ func (v *validator) event(p string, e Event) {
 		v.duration(p+".replicaKill.for", e.ReplicaKill.For, 1, Duration(24*time.Hour))
 	case e.StoreOutage != nil:
 		v.duration(p+".storeOutage.for", e.StoreOutage.For, 1, Duration(24*time.Hour))
+	case e.NodeAdd != nil:
+		v.intRange(p+".nodeAdd.nodes", e.NodeAdd.Nodes, 1, 100_000)
+		end(p+".nodeAdd.over", e.NodeAdd.Over)
+	case e.APIRestart != nil:
+		v.duration(p+".apiServerRestart.for", e.APIRestart.For, 0, Duration(time.Hour))
+		end(p+".apiServerRestart.for", e.APIRestart.For)
 	}
 }
 

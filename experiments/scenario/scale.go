@@ -71,6 +71,8 @@ func (e Event) clone() Event {
 	e.ControllerOff = clonePtr(e.ControllerOff)
 	e.ReplicaKill = clonePtr(e.ReplicaKill)
 	e.StoreOutage = clonePtr(e.StoreOutage)
+	e.NodeAdd = clonePtr(e.NodeAdd)
+	e.APIRestart = clonePtr(e.APIRestart)
 	return e
 }
 

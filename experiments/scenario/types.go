@@ -23,6 +23,9 @@ type Scenario struct {
 	Baseline   Baseline  `yaml:"baseline"`
 	Reference  Reference `yaml:"reference"`
 	Events     []Event   `yaml:"events"`
+	// Controllers are the control-plane clients the scenario declares
+	// besides the baseline operator (controllers.go).
+	Controllers []Controller `yaml:"controllers"`
 	Live       Live      `yaml:"live"`
 	Profile    string    `yaml:"profile"` // names the calibrated Model defaults
 	Model      Model     `yaml:"model"`   // overrides of single profile constants
@@ -47,11 +50,18 @@ type Cluster struct {
 	Etcd       Etcd      `yaml:"etcd"`
 }
 
-// APIServer holds kube-apiserver limits. Requests beyond them are queued
-// by API Priority and Fairness and answered 429 when the queues are full.
+// APIServer holds kube-apiserver's limits. With priority and fairness
+// on, their sum is divided among the priority levels (the 1.34 defaults
+// and those declared here); requests beyond a level's seats wait in its
+// queues and are answered 429 when the queues are full. With it off
+// (--enable-priority-and-fairness=false), only the two inflight limits
+// apply, to reads and to writes.
 type APIServer struct {
-	MaxRequestsInflight         int `yaml:"maxRequestsInflight"`
-	MaxMutatingRequestsInflight int `yaml:"maxMutatingRequestsInflight"`
+	MaxRequestsInflight         int             `yaml:"maxRequestsInflight"`
+	MaxMutatingRequestsInflight int             `yaml:"maxMutatingRequestsInflight"`
+	PriorityAndFairness         bool            `yaml:"priorityAndFairness"`
+	ExtraPriorityLevels         []PriorityLevel `yaml:"priorityLevels"`
+	FlowSchemas                 []FlowSchema    `yaml:"flowSchemas"`
 }
 
 // Etcd holds the control plane's etcd settings.
@@ -107,6 +117,7 @@ type Baseline struct {
 	ReloadParallelism    int      `yaml:"reloadParallelism"`    // a reload's GETs in flight at once
 	ClientQPS            Rate     `yaml:"clientQPS"`            // client-side rate limit per replica
 	ClientBurst          int      `yaml:"clientBurst"`
+	PriorityLevel        string   `yaml:"priorityLevel"` // the APF level its requests land in
 	Gzip                 bool     `yaml:"gzip"` // compress the bundle; cold pods pay to decompress
 	// Delivery is how pods get config: operator (the operator sends the
 	// bundle, F4) or configMap (Helm renders each pod's config into one
@@ -165,6 +176,8 @@ type Event struct {
 	ControllerOff *ControllerOff `yaml:"controllerOff"`
 	ReplicaKill   *ReplicaKill   `yaml:"replicaKill"`
 	StoreOutage   *StoreOutage   `yaml:"storeOutage"`
+	NodeAdd       *NodeAdd       `yaml:"nodeAdd"`
+	APIRestart    *APIRestart    `yaml:"apiServerRestart"`
 }
 
 // Autoscale changes the game Deployment's replicas to To, in equal steps
@@ -216,6 +229,20 @@ type StoreOutage struct {
 	For Duration `yaml:"for"`
 }
 
+// NodeAdd adds Nodes nodes to the cluster, spread over Over. Per-node
+// controllers start a replica on each, and nodeAdd triggers fire.
+type NodeAdd struct {
+	Nodes int      `yaml:"nodes"`
+	Over  Duration `yaml:"over"`
+}
+
+// APIRestart restarts kube-apiserver: for For it answers nothing, and
+// then every controller replica relists (its start triggers fire again),
+// as informers do when their watches break.
+type APIRestart struct {
+	For Duration `yaml:"for"`
+}
+
 // Name returns the key of the event's action as written in the file, for
 // messages and reports.
 func (e Event) Name() string {
@@ -236,6 +263,10 @@ func (e Event) Name() string {
 		return "replicaKill"
 	case e.StoreOutage != nil:
 		return "storeOutage"
+	case e.NodeAdd != nil:
+		return "nodeAdd"
+	case e.APIRestart != nil:
+		return "apiServerRestart"
 	}
 	return ""
 }
