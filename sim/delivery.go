@@ -15,6 +15,8 @@ type delivery interface {
 	stallsPods() bool
 	// release says p is gone.
 	release(now Time, p *pod)
+	// addNode says the cluster has a new node, numbered after the others.
+	addNode()
 }
 
 var (
@@ -43,13 +45,19 @@ type bundleDelivery struct {
 	decompress Time
 
 	podsReading, peakPodsReading int // pods filling an emptyDir cache from the API server at once
+	// The game pods' service account (T5's cache fills) and the kubelets
+	// (T6's ConfigMap reads), as APF sees them.
+	pods, kubelet *apiClient
 }
 
 // configMapLimit is Kubernetes' limit on one ConfigMap.
 const configMapLimit = 1 << 20
 
 func newBundleDelivery(w *World) *bundleDelivery {
-	d := &bundleDelivery{w: w, op: newOperator(w), size: float64(w.sc.Config.TotalSize)}
+	d := &bundleDelivery{w: w, op: newOperator(w), size: float64(w.sc.Config.TotalSize),
+		// Flow schemas service-accounts and system-nodes of the 1.34 defaults.
+		pods:    w.api.client("game-pods", "workload-low", "game-pods"),
+		kubelet: w.api.client("kubelet", "node-high", "kubelet")}
 	if w.sc.Baseline.Gzip {
 		d.size *= w.sc.Model.Operator.GzipRatio
 		d.decompress = Time(w.sc.Model.Operator.GzipDecompress)
@@ -80,6 +88,8 @@ func (d *bundleDelivery) send(now Time, p *pod, done func(Time)) {
 func (d *bundleDelivery) stallsPods() bool { return d.decompress > 0 }
 
 func (d *bundleDelivery) release(Time, *pod) {}
+
+func (d *bundleDelivery) addNode() {}
 
 func (d *bundleDelivery) preload(p *pod) {
 	d.watch(0, p)
@@ -117,7 +127,7 @@ func (d *bundleDelivery) fillCache(now Time, p *pod, loaded func(Time, float64))
 	d.podsReading++
 	d.peakPodsReading = max(d.peakPodsReading, d.podsReading)
 	for range d.op.objects {
-		d.w.api.call(now, limiter, &apiCall{bytes: d.op.objectSize, done: func(t Time, _ bool) {
+		d.w.api.call(now, d.pods, limiter, &apiCall{objects: 1, scanned: 1, size: d.op.objectSize, done: func(t Time, _ bool) {
 			if left--; left == 0 {
 				d.podsReading--
 				d.w.uplink.Send(t, d.size, func(at Time) {
@@ -151,7 +161,7 @@ func (d *bundleDelivery) fromConfigMap(now Time, p *pod, loaded func(Time, float
 	m := d.w.sc.Model.Pods
 	kubelet := newTokenBucket(m.ClientQPS, m.ClientBurst, now)
 	d.w.eng.At(now+Time(d.w.sc.Model.Operator.HelmTemplating), func(t Time, _ int64) {
-		d.w.api.call(t, kubelet, &apiCall{bytes: size, done: func(t Time, _ bool) {
+		d.w.api.call(t, d.kubelet, kubelet, &apiCall{objects: 1, scanned: 1, size: size, done: func(t Time, _ bool) {
 			d.w.uplink.Send(t, size, func(at Time) { loaded(at, size) })
 		}})
 	}, 0)
@@ -207,6 +217,15 @@ func newStreamDelivery(w *World) *streamDelivery {
 		d.version[h] = 1
 	}
 	return d
+}
+
+func (d *streamDelivery) addNode() {
+	hunts := d.w.sc.Config.Hunts
+	d.cached = append(d.cached, make([]int, hunts)...)
+	d.waiting = append(d.waiting, make([][]func(Time, float64), hunts)...)
+	d.subscribers = append(d.subscribers, make([]int, hunts)...)
+	d.streamed = append(d.streamed, make([]bool, hunts)...)
+	d.releases = append(d.releases, make([]int, hunts)...)
 }
 
 func (d *streamDelivery) key(p *pod) int { return p.node*d.w.sc.Config.Hunts + p.hunt }
@@ -289,7 +308,7 @@ func (d *streamDelivery) change(now Time, hunts []int) {
 	for _, h := range hunts {
 		d.version[h]++
 	}
-	for node := range d.w.sc.Cluster.Nodes {
+	for node := range len(d.cached) / d.w.sc.Config.Hunts {
 		for _, h := range hunts {
 			var receivers []*pod
 			for _, p := range d.w.cluster.pods {

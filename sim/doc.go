@@ -29,8 +29,18 @@
 //     and config change, and the bundle re-sent (a PATCH and 2 MB) on
 //     every new generation, all through each replica's client-side rate
 //     limiter (F4, F9, F11, T2, T3).
-//   - apiserver.go: kube-apiserver's API Priority and Fairness seats and
-//     queues, answering 429 past them (F11, T2, T5).
+//   - apf.go: kube-apiserver 1.34's API Priority and Fairness: the
+//     inflight limits split into priority levels by their shares, lent
+//     and borrowed every 10 s by seat demand; requests as wide as what
+//     they load, shuffle-sharded into queues by flow, answered 429 past
+//     the queues or after 15 s in them; or only the two inflight limits
+//     with it off (F11, T2, T5). Its numbers cite the bootstrap
+//     configuration and the work estimator they come from.
+//   - controllers.go: the scenario's declared controllers: replicas
+//     placed per controller, node or pod; a rate limiter, a deduplicating
+//     work queue and bounded workers each; triggers (timers, cluster
+//     events, watches with resyncs) whose requests cost the API server and
+//     etcd per object and byte, behind an optional client cache.
 //   - etcd.go: the etcd leader: writes through a group-commit raft loop
 //     whose backlog delays heartbeats, as does the uplink's queue on the
 //     way to its followers; reads beside it (F10, L1).

@@ -19,15 +19,15 @@ type operator struct {
 	replicas          []*operatorReplica
 	controller        bool // the reconcile loop runs (T3 switches it off)
 	interval          Time
-	reads             int     // reads per reconcile; the first lists every config object
-	writes            int     // writes per reconcile
-	listBytes         float64 // what listing the config objects returns
+	reads             int // reads per reconcile; the first lists every config object
+	writes            int // writes per reconcile
 	objects           int
 	objectSize        float64
 	reloadParallelism int
-	reconciles        []int64 // completed in each second, across replicas
-	generation        int     // of the config the operator holds
-	changes           int     // config changes so far
+	client            *apiClient // the operator's service account, as APF sees it
+	reconciles        []int64    // completed in each second, across replicas
+	generation        int        // of the config the operator holds
+	changes           int        // config changes so far
 	lastChange        configChange
 	send              func(now Time, p *pod, done func(Time)) // sends p its bundle over the uplink
 }
@@ -54,10 +54,10 @@ func newOperator(w *World) *operator {
 		interval:          Time(b.ReconcileInterval),
 		writes:            m.Operator.WritesPerReconcile,
 		reads:             b.APICallsPerReconcile - m.Operator.WritesPerReconcile,
-		listBytes:         float64(w.sc.Config.TotalSize),
 		objects:           w.sc.Config.Objects,
 		objectSize:        float64(w.sc.Config.TotalSize) / float64(w.sc.Config.Objects),
 		reloadParallelism: b.ReloadParallelism,
+		client:            w.api.client("veltrix-operator", b.PriorityLevel, "veltrix-operator"),
 	}
 	o.scale(0, b.Replicas)
 	return o
@@ -150,7 +150,9 @@ func (o *operator) sync(now Time, r *operatorReplica, p *pod) {
 // push PATCHes p's bundle annotation, through r's rate limiter, and sends
 // p its bundle; done is called once p has it.
 func (o *operator) push(now Time, r *operatorReplica, p *pod, done func(Time)) {
-	o.call(now, r, &apiCall{write: true, done: func(t Time, _ bool) { o.send(t, p, done) }})
+	o.call(now, r, &apiCall{write: true, objects: 1, scanned: 1, resource: "pods",
+		onWrite: func(t Time) { o.w.controllers.written(t, "pods", p.node, int64(p.id)) },
+		done:    func(t Time, _ bool) { o.send(t, p, done) }})
 }
 
 // change rewrites the given hunts' config objects. Nothing is sent yet:
@@ -176,7 +178,7 @@ func (o *operator) loadObjects(now Time, r *operatorReplica, done func(Time)) {
 		for queued > 0 && inFlight < o.reloadParallelism {
 			queued--
 			inFlight++
-			o.call(at, r, &apiCall{bytes: o.objectSize, done: func(t Time, _ bool) {
+			o.call(at, r, &apiCall{objects: 1, scanned: 1, size: o.objectSize, done: func(t Time, _ bool) {
 				inFlight--
 				next(t)
 			}})
@@ -199,14 +201,14 @@ func (o *operator) loadObjects(now Time, r *operatorReplica, done func(Time)) {
 func (o *operator) reconcile(now Time, r *operatorReplica, done func(Time)) {
 	calls := make([]*apiCall, 0, o.reads+o.writes)
 	for i := range o.reads {
-		c := &apiCall{}
-		if i == 0 {
-			c.bytes = o.listBytes
+		c := &apiCall{objects: 1, scanned: 1} // a GET of its own objects
+		if i == 0 {                           // a LIST of every config object, from etcd
+			c = &apiCall{list: true, objects: o.objects, scanned: o.objects, size: o.objectSize}
 		}
 		calls = append(calls, c)
 	}
 	for range o.writes {
-		calls = append(calls, &apiCall{write: true})
+		calls = append(calls, &apiCall{write: true, objects: 1, scanned: 1, resource: "pods"})
 	}
 	var next func(at Time, i int)
 	next = func(at Time, i int) {
@@ -252,7 +254,7 @@ func (o *operator) reload(now Time, p *pod, done func(Time)) {
 
 // call sends c through r's client rate limiter to the API server.
 func (o *operator) call(now Time, r *operatorReplica, c *apiCall) {
-	o.w.api.call(now, &r.limiter, c)
+	o.w.api.call(now, o.client, &r.limiter, c)
 }
 
 // tokenBucket is client-go's client-side rate limiter: qps tokens a

@@ -129,6 +129,7 @@ func leastLoaded(counts []int) int {
 // create adds a pod that starts, fetches its config and becomes ready.
 func (c *cluster) create(now Time) *pod {
 	p := c.newPod(now)
+	c.w.controllers.podStarted(now, p)
 	// Scheduling and container start vary by ±20% around podStartup.
 	c.startContainer(now, p)
 	return p
@@ -191,6 +192,7 @@ func (c *cluster) remove(now Time, p *pod, restart bool) {
 	c.podsOfHunt[p.hunt]--
 	c.w.lb.gone(now, p)
 	c.w.delivery.release(now, p)
+	c.w.controllers.podDeleted(now, p)
 	if restart {
 		c.w.rec.PodRestarted()
 	}
@@ -226,6 +228,14 @@ func (c *cluster) scaleDownVictim() *pod {
 
 func (c *cluster) recordPods(now Time) {
 	c.w.rec.Pods(dur(now), len(c.pods), c.ready)
+}
+
+// addNode adds an empty node, which the scheduler then fills first.
+func (c *cluster) addNode(now Time) {
+	node := len(c.podsOnNode)
+	c.podsOnNode = append(c.podsOnNode, 0)
+	c.w.delivery.addNode()
+	c.w.controllers.nodeAdded(now, node)
 }
 
 // scaleTo sets the desired replicas (autoscaling).

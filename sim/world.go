@@ -42,6 +42,8 @@ type World struct {
 	board    *leaderboard
 	delivery delivery
 	churn    *churn
+	// controllers are the scenario's declared control-plane clients.
+	controllers *controllers
 }
 
 // NewWorld builds the models for sc and system, seeded by seed, with the
@@ -67,8 +69,11 @@ func NewWorld(sc *scenario.Scenario, system System, seed uint64) (*World, error)
 	w.traffic = newTraffic(w)
 	w.board = newLeaderboard(w)
 	w.churn = newChurn(w)
+	w.controllers = newControllers(w)
 	w.etcd.start()
+	w.api.start()
 	w.cluster.start()
+	w.controllers.start()
 	w.traffic.start()
 	w.board.start()
 	w.churn.schedule()
@@ -105,7 +110,7 @@ func Unmodelled(sc *scenario.Scenario) []string {
 
 var modelledEvents = map[string]bool{
 	"autoscale": true, "restartStorm": true, "rollingUpdate": true, "configChange": true,
-	"operatorScale": true, "controllerOff": true,
+	"operatorScale": true, "controllerOff": true, "nodeAdd": true, "apiServerRestart": true,
 }
 
 // churn plays the scenario's timeline against the cluster and the
@@ -163,6 +168,18 @@ func (c *churn) fire(now Time, i int64) {
 	case e.ConfigChange != nil:
 		order := c.rng.Perm(c.w.sc.Config.Hunts)
 		c.w.delivery.change(now, order[:e.ConfigChange.Hunts])
+		c.w.controllers.configChanged(now)
+	case e.NodeAdd != nil:
+		n := e.NodeAdd.Nodes
+		for k := range n {
+			at := now
+			if n > 1 {
+				at += Time(e.NodeAdd.Over) * Time(k) / Time(n-1)
+			}
+			c.w.eng.At(at, func(t Time, _ int64) { cl.addNode(t) }, 0)
+		}
+	case e.APIRestart != nil:
+		c.w.api.restart(now, Time(e.APIRestart.For))
 	case e.OperatorScale != nil:
 		if b, ok := c.w.delivery.(*bundleDelivery); ok {
 			b.op.scale(now, e.OperatorScale.Replicas)

@@ -125,11 +125,18 @@ func TestRestartStormBaselineEgress(t *testing.T) {
 // TestReloadParallelism: a reload's GETs go k at a time, each still
 // through the client's rate limiter, so the same GETs reach the API
 // server whatever k is, and a burst of reloads holds more APF seats at
-// once: with one seat for the operator and no queue, k = 8 gets more 429s.
+// once: with one seat for the operator (a level of its own that neither
+// lends nor borrows) and no queue, k = 8 gets more 429s. The config is
+// small, so that its LIST is one seat wide too.
 func TestReloadParallelism(t *testing.T) {
-	const base = "duration: 60s\ncluster: {pods: 20}\nconfig: {totalSize: 2MB, objects: 40}\nmodel: {apiServer: {operatorSeats: 1, queueLength: 0}}\nevents:\n- {at: 10s, restartStorm: {fraction: 0.5}}\n"
-	one := summarize(runWorld(t, load(t, base+"baseline: {reloadParallelism: 1, replicas: 1}\n"), Baseline, 1))
-	eight := summarize(runWorld(t, load(t, base+"baseline: {reloadParallelism: 8, replicas: 1}\n"), Baseline, 1))
+	const base = "duration: 60s\nconfig: {totalSize: 80KB, objects: 40}\nevents:\n- {at: 10s, restartStorm: {fraction: 0.5}}\n" +
+		"cluster:\n  pods: 20\n  apiServer:\n    maxRequestsInflight: 1\n    maxMutatingRequestsInflight: 1\n" +
+		"    priorityLevels: [{name: one-seat, shares: 1, lendablePercent: 0, borrowingLimitPercent: 0}]\n"
+	one := summarize(runWorld(t, load(t, base+"baseline: {reloadParallelism: 1, replicas: 1, priorityLevel: one-seat}\n"), Baseline, 1))
+	eight := summarize(runWorld(t, load(t, base+"baseline: {reloadParallelism: 8, replicas: 1, priorityLevel: one-seat}\n"), Baseline, 1))
+	if seats := *one.PriorityLevels["one-seat"].SeatsPeak; seats != 1 {
+		t.Fatalf("the operator's level had %d seats in use at most; want 1", seats)
+	}
 	t.Logf("429s: %d at k=1, %d at k=8", *one.APIServer.Throttled429, *eight.APIServer.Throttled429)
 	if *eight.APIServer.Throttled429 <= *one.APIServer.Throttled429 {
 		t.Error("eight GETs at a time against one seat and no queue got no more 429s than one at a time")

@@ -102,7 +102,12 @@ func SummaryKeys() []string {
 			return
 		}
 		for k, v := range obj {
-			if prefix == "" && (k == "scenario" || k == "mode" || k == "system") {
+			switch {
+			case prefix == "" && (k == "scenario" || k == "mode" || k == "system"):
+				continue
+			case prefix == "" && (k == "controllers" || k == "priority_levels"):
+				// Keyed by the run's names, whose keys are those of APIStats.
+				keys = append(keys, k+".<name>.requests", k+".<name>.throttled_429", k+".<name>.p99_ms", k+".<name>.queue_wait_p99_ms")
 				continue
 			}
 			p := k

@@ -69,8 +69,8 @@ func TestSummaryValue(t *testing.T) {
 		}
 	}
 	keys := SummaryKeys()
-	if len(keys) != 23 || keys[0] != "apiserver.peak_rps" {
-		t.Errorf("SummaryKeys() = %v, want the 23 numeric keys of DESIGN.md, sorted", keys)
+	if len(keys) != 31 || keys[0] != "apiserver.peak_rps" {
+		t.Errorf("SummaryKeys() = %v, want the 23 numeric keys of DESIGN.md and 4 per controller and per level, sorted", keys)
 	}
 }
 

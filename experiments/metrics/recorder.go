@@ -43,7 +43,9 @@ type Recorder struct {
 	boardUpdated  time.Duration
 	boardMaxGap   time.Duration
 	boardFrozen   time.Duration
-	boardFrozenAt time.Duration // a gap longer than this is a freeze
+	boardFrozenAt time.Duration        // a gap longer than this is a freeze
+	clients       map[string]*apiTally // per controller (clients.go)
+	levels        map[string]*apiTally // per APF priority level
 }
 
 type window struct {
@@ -61,6 +63,7 @@ type window struct {
 	boardUpdated  time.Duration // the leaderboard's last update in or before this window
 	boardSeen     bool
 	etcdRounds    *hdrhistogram.Histogram // nil until the window has a round
+	levels        map[string]*levelWindow // nil until a request of a level lands
 }
 
 // NewRecorder returns an empty recorder.

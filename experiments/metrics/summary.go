@@ -36,6 +36,12 @@ type Summary struct {
 	Config      ConfigStats      `json:"config"`
 	Pods        PodStats         `json:"pods"`
 	Leaderboard LeaderboardStats `json:"leaderboard"`
+	// Controllers and PriorityLevels are keyed by name: every API client
+	// the run played (its declared controllers, the baseline operator,
+	// the pods' own clients) and every APF priority level a request
+	// landed in. Null where not measured.
+	Controllers    map[string]APIStats `json:"controllers"`
+	PriorityLevels map[string]APIStats `json:"priority_levels"`
 }
 
 // RequestStats covers the game requests.
@@ -153,6 +159,9 @@ func (r *Recorder) Summary(run Run) *Summary {
 		s.Leaderboard.MaxStalenessS = ptr(round(maxGap.Seconds(), 3))
 		s.Leaderboard.FrozenS = ptr(round(frozen.Seconds(), 3))
 	}
+
+	s.Controllers = apiStats(r.clients, false)
+	s.PriorityLevels = apiStats(r.levels, true)
 
 	s.Pods.Restarts = ptr(r.restarts)
 	if r.podsEverTracked {

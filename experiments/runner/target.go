@@ -111,12 +111,15 @@ type localTarget struct{ binDir string }
 func (localTarget) Name() string { return "local" }
 
 func (t localTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.Writer) (*Cluster, error) {
+	// The live-scale scenario gives the operator's level one queue
+	// (scenario.AtLiveScale); the control plane configures the same.
+	operatorLevel, _ := sc.Cluster.APIServer.Level(controlplane.OperatorPriorityLevel)
 	cp, err := controlplane.Start(ctx, controlplane.Options{
 		BinDir:                      t.binDir,
 		Nodes:                       sc.Cluster.Nodes,
 		MaxRequestsInflight:         sc.Cluster.APIServer.MaxRequestsInflight,
 		MaxMutatingRequestsInflight: sc.Cluster.APIServer.MaxMutatingRequestsInflight,
-		QueueLengthLimit:            sc.Model.APIServer.QueueLength,
+		QueueLengthLimit:            operatorLevel.QueueLengthLimit,
 		Progress:                    progress,
 	})
 	if err != nil {

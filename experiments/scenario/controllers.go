@@ -176,10 +176,30 @@ func DefaultPriorityLevels() []PriorityLevel {
 	}
 }
 
-// PriorityLevels returns the 1.34 defaults followed by the levels the
-// scenario declares.
+// PriorityLevels returns the 1.34 defaults and the levels the scenario
+// declares. A declared level with a default's name replaces it, as an
+// edited PriorityLevelConfiguration whose auto-update is off does; a
+// later declaration replaces an earlier one.
 func (a APIServer) PriorityLevels() []PriorityLevel {
-	return append(DefaultPriorityLevels(), a.ExtraPriorityLevels...)
+	levels := DefaultPriorityLevels()
+	for _, pl := range a.ExtraPriorityLevels {
+		if i := slices.IndexFunc(levels, func(l PriorityLevel) bool { return l.Name == pl.Name }); i >= 0 {
+			levels[i] = pl
+		} else {
+			levels = append(levels, pl)
+		}
+	}
+	return levels
+}
+
+// Level returns the priority level called name, as PriorityLevels has it.
+func (a APIServer) Level(name string) (PriorityLevel, bool) {
+	levels := a.PriorityLevels()
+	i := slices.IndexFunc(levels, func(l PriorityLevel) bool { return l.Name == name })
+	if i < 0 {
+		return PriorityLevel{}, false
+	}
+	return levels[i], true
 }
 
 // LevelOf returns the priority level a controller's requests land in,
@@ -232,7 +252,7 @@ var crdRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0
 
 // apiServer checks cluster.apiServer's priority levels and flow schemas.
 func (v *validator) apiServer(a APIServer) {
-	levels := map[string]bool{}
+	levels, declared := map[string]bool{}, map[string]bool{}
 	for _, pl := range DefaultPriorityLevels() {
 		levels[pl.Name] = true
 	}
@@ -241,10 +261,10 @@ func (v *validator) apiServer(a APIServer) {
 		switch {
 		case !nameRE.MatchString(pl.Name):
 			v.failf(p+".name", "want a lowercase name of letters, digits and '-', got %q", pl.Name)
-		case levels[pl.Name]:
-			v.failf(p+".name", "priority level %q is declared twice (the 1.34 defaults are %s)", pl.Name, levelNames(DefaultPriorityLevels()))
+		case declared[pl.Name]:
+			v.failf(p+".name", "priority level %q is declared twice", pl.Name)
 		}
-		levels[pl.Name] = true
+		levels[pl.Name], declared[pl.Name] = true, true
 		if pl.Exempt {
 			continue
 		}

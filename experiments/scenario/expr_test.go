@@ -33,14 +33,14 @@ func TestExprEval(t *testing.T) {
 
 func TestExprErrors(t *testing.T) {
 	for in, want := range map[string]string{
-		"":            "expression ends early",
-		"pods/":       "expression ends early",
-		"pod":         `unknown name "pod" at column 1`,
-		"2*(pods":     "missing ) for the ( at column 3",
-		"nodes/0":     "division by zero",
-		"3 nodes":     `unexpected 'n' at column 3`,
-		"1..2":        `bad number "1..2"`,
-		"-nodes":      `unexpected '-' at column 1`,
+		"":        "expression ends early",
+		"pods/":   "expression ends early",
+		"pod":     `unknown name "pod" at column 1`,
+		"2*(pods": "missing ) for the ( at column 3",
+		"nodes/0": "division by zero",
+		"3 nodes": `unexpected 'n' at column 3`,
+		"1..2":    `bad number "1..2"`,
+		"-nodes":  `unexpected '-' at column 1`,
 		strings.Repeat("(", 40) + "1" + strings.Repeat(")", 40): "nested deeper than 32",
 	} {
 		var e Expr

@@ -41,13 +41,17 @@ type UplinkModel struct {
 	Buffer Bytes `yaml:"buffer"`
 }
 
-// APIServerModel is kube-apiserver under API Priority and Fairness, as
-// the operator's requests meet it.
+// APIServerModel is what kube-apiserver's own work costs a request. Its
+// limits (priority levels, queues, seats) are the scenario's
+// cluster.apiServer, not fitted constants.
 type APIServerModel struct {
-	OperatorSeats int      `yaml:"operatorSeats"` // concurrency of the operator's priority level
-	QueueLength   int      `yaml:"queueLength"`   // requests that level queues before it answers 429
-	Overhead      Duration `yaml:"overhead"`      // apiserver time per request besides etcd
-	RetryAfter    Duration `yaml:"retryAfter"`    // a client's wait after a 429
+	Overhead   Duration `yaml:"overhead"`   // apiserver time per request besides etcd
+	ObjectCost Duration `yaml:"objectCost"` // per object a request reads or returns: decoding, filtering
+	// CacheReadBandwidth is how fast the watch cache copies and encodes
+	// what a read it serves returns. A read etcd serves is paced by
+	// model.etcd.readBandwidth instead.
+	CacheReadBandwidth Bandwidth `yaml:"cacheReadBandwidth"`
+	RetryAfter         Duration  `yaml:"retryAfter"` // a client's wait after a 429
 }
 
 // EtcdModel is the control plane's etcd leader: a raft loop that commits
@@ -144,13 +148,13 @@ func (s *Scenario) veltrix2023() {
 	// 94 MB, 788 ms of the saturated 1 Gbps uplink (a deep-buffered port).
 	set(s, "model.uplink.buffer", &m.Uplink.Buffer, 94e6)
 
-	// APF in Kubernetes 1.27+: the global-default level holds 20 of 245
-	// nominal shares of maxRequestsInflight+maxMutatingRequestsInflight
-	// (600 seats): 49 seats; 64 queues of 50, of which a flow sees its
-	// hand of 6: 300 places.
-	set(s, "model.apiServer.operatorSeats", &m.APIServer.OperatorSeats, 49)
-	set(s, "model.apiServer.queueLength", &m.APIServer.QueueLength, 300)
+	// APF's levels, seats and queues are kube-apiserver 1.34's defaults
+	// (controllers.go, DefaultPriorityLevels). What a request costs the
+	// server besides etcd is assumed: 2 ms, 2 us an object, and 500 MB/s
+	// out of the watch cache.
 	set(s, "model.apiServer.overhead", &m.APIServer.Overhead, Duration(2*time.Millisecond))
+	set(s, "model.apiServer.objectCost", &m.APIServer.ObjectCost, Duration(2*time.Microsecond))
+	set(s, "model.apiServer.cacheReadBandwidth", &m.APIServer.CacheReadBandwidth, 500e6)
 	set(s, "model.apiServer.retryAfter", &m.APIServer.RetryAfter, Duration(time.Second)) // apiserver's Retry-After: 1
 
 	// fsync + RTT fitted to F10's 12 ms with no load. A reconcile lists
@@ -216,8 +220,8 @@ func (v *validator) model(m Model) {
 	}
 	v.floatRange("model.uplink.wireEfficiency", m.Uplink.WireEfficiency, 0.01, 1)
 	v.floatRange("model.uplink.buffer", float64(m.Uplink.Buffer), 0, 1e12)
-	v.intRange("model.apiServer.operatorSeats", m.APIServer.OperatorSeats, 1, 1_000_000)
-	v.intRange("model.apiServer.queueLength", m.APIServer.QueueLength, 0, 1_000_000)
+	v.duration("model.apiServer.objectCost", m.APIServer.ObjectCost, 0, Duration(time.Second))
+	v.positive("model.apiServer.cacheReadBandwidth", float64(m.APIServer.CacheReadBandwidth))
 	v.duration("model.apiServer.overhead", m.APIServer.Overhead, 0, Duration(time.Minute))
 	v.duration("model.apiServer.retryAfter", m.APIServer.RetryAfter, 1, Duration(time.Hour))
 	v.duration("model.etcd.fsync", m.Etcd.Fsync, 0, Duration(time.Minute))

@@ -1,6 +1,9 @@
 package scenario
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // AtLiveScale returns a copy of s shrunk by its live.scale factors and cut
 // to live.duration, as a live run on one machine plays it. See LiveScale
@@ -44,10 +47,19 @@ func (s *Scenario) AtLiveScale() *Scenario {
 
 	out.Config.TotalSize = Bytes(math.Round(float64(s.Config.TotalSize) * bytes))
 
-	// The operator's share of API Priority and Fairness shrinks with the
-	// inflight limits it is a share of.
-	out.Model.APIServer.OperatorSeats = scaleCount(s.Model.APIServer.OperatorSeats, pods)
-	out.Model.APIServer.QueueLength = scaleCount(s.Model.APIServer.QueueLength, pods)
+	// The operator's priority level shrinks with the inflight limits it is
+	// a share of, but APF's queues do not: a burst that overflowed the
+	// full-size cluster's queues would just wait in the small one's. So
+	// the level gets one queue holding the scaled places of a flow's hand
+	// (a hand of 6 queues of 50: 300 at full scale), as the live control
+	// plane configures it.
+	for _, pl := range s.Cluster.APIServer.PriorityLevels() {
+		if pl.Name == s.Baseline.PriorityLevel && pl.Queues > 0 {
+			pl.QueueLengthLimit = scaleCount(pl.HandSize*pl.QueueLengthLimit, pods)
+			pl.Queues, pl.HandSize = 1, 1
+			c.APIServer.ExtraPriorityLevels = append(slices.Clone(c.APIServer.ExtraPriorityLevels), pl)
+		}
+	}
 
 	// The operator's client shrinks with the API server it calls, its
 	// burst too, so that its token bucket refills in as long.

@@ -26,9 +26,9 @@ type Scenario struct {
 	// Controllers are the control-plane clients the scenario declares
 	// besides the baseline operator (controllers.go).
 	Controllers []Controller `yaml:"controllers"`
-	Live       Live      `yaml:"live"`
-	Profile    string    `yaml:"profile"` // names the calibrated Model defaults
-	Model      Model     `yaml:"model"`   // overrides of single profile constants
+	Live        Live         `yaml:"live"`
+	Profile     string       `yaml:"profile"` // names the calibrated Model defaults
+	Model       Model        `yaml:"model"`   // overrides of single profile constants
 
 	source source // where each field came from, for error messages
 	sets   []Set  // the overrides it was loaded with
@@ -118,7 +118,7 @@ type Baseline struct {
 	ClientQPS            Rate     `yaml:"clientQPS"`            // client-side rate limit per replica
 	ClientBurst          int      `yaml:"clientBurst"`
 	PriorityLevel        string   `yaml:"priorityLevel"` // the APF level its requests land in
-	Gzip                 bool     `yaml:"gzip"` // compress the bundle; cold pods pay to decompress
+	Gzip                 bool     `yaml:"gzip"`          // compress the bundle; cold pods pay to decompress
 	// Delivery is how pods get config: operator (the operator sends the
 	// bundle, F4) or configMap (Helm renders each pod's config into one
 	// shared ConfigMap, which the kubelet mounts, T6).
