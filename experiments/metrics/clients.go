@@ -122,9 +122,6 @@ func apiStats(m map[string]*apiTally, level bool) map[string]APIStats {
 // window and priority level that saw a request.
 var LevelSeriesColumns = []string{"t_s", "level", "requests", "throttled_429", "seats_peak"}
 
-// HasLevels reports whether any request was recorded per priority level.
-func (r *Recorder) HasLevels() bool { return r.levels != nil }
-
 // WriteLevelSeries writes priority-levels.csv, levels in name order
 // within each window.
 func (r *Recorder) WriteLevelSeries(w io.Writer) error {

@@ -2,7 +2,7 @@
 //
 //   - The simulator runner (sim.go) builds a sim.World per system, drives
 //     it with a progress line, checks determinism on request, and writes
-//     <out>/<scenario>/sim/<system>/{summary.json,timeseries.csv}, or
+//     <out>/<scenario>/sim/<system>/{summary.json,timeseries.csv,priority-levels.csv}, or
 //     sim-live/ for the scenario at its live scale.
 //
 //   - The live runner (live*.go) plays the scenario at its live scale

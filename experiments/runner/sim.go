@@ -32,6 +32,7 @@ type SimOutput struct {
 	System     sim.System
 	Summary    []byte // summary.json
 	Timeseries []byte // timeseries.csv
+	Levels     []byte // priority-levels.csv
 	Dir        string // where they were written
 }
 
@@ -43,8 +44,8 @@ const SimLiveScaleDir = "sim-live"
 // of the same scenario and seed that differ.
 var ErrNondeterministic = errors.New("runner: simulator is not deterministic")
 
-// RunSim simulates sc against each system and writes summary.json and
-// timeseries.csv for each. Files are written only once a system's run is
+// RunSim simulates sc against each system and writes summary.json,
+// timeseries.csv and priority-levels.csv for each. Files are written only once a system's run is
 // complete (and, with CheckDeterminism, repeated identically), each
 // through a temporary file, so a failed run never leaves a half-written
 // result.
@@ -89,7 +90,8 @@ func RunSim(sc *scenario.Scenario, opts SimOptions) ([]SimOutput, error) {
 			}
 		}
 		out.Dir = filepath.Join(opts.OutDir, sc.Metadata.Name, modeDir, string(system))
-		if err := writeFiles(out.Dir, resultFile{"summary.json", out.Summary}, resultFile{"timeseries.csv", out.Timeseries}); err != nil {
+		if err := writeFiles(out.Dir, resultFile{"summary.json", out.Summary}, resultFile{"timeseries.csv", out.Timeseries},
+			resultFile{"priority-levels.csv", out.Levels}); err != nil {
 			return nil, err
 		}
 		outs = append(outs, out)
@@ -108,7 +110,7 @@ func simulate(sc *scenario.Scenario, system sim.System, seed uint64, progress *p
 		progress.update(task, step, progressSteps, fmt.Sprintf("%s of %s simulated, %d events", w.Now(), w.End(), w.Steps()))
 	}
 	rec := w.Recorder()
-	var summary, series bytes.Buffer
+	var summary, series, levels bytes.Buffer
 	run := metrics.Run{Scenario: sc.Metadata.Name, Mode: "sim", System: string(system), Seed: seed, Duration: sc.Duration.D()}
 	if err := rec.Summary(run).Write(&summary); err != nil {
 		return SimOutput{}, err
@@ -116,7 +118,10 @@ func simulate(sc *scenario.Scenario, system sim.System, seed uint64, progress *p
 	if err := rec.WriteTimeseries(&series); err != nil {
 		return SimOutput{}, err
 	}
-	return SimOutput{System: system, Summary: summary.Bytes(), Timeseries: series.Bytes()}, nil
+	if err := rec.WriteLevelSeries(&levels); err != nil {
+		return SimOutput{}, err
+	}
+	return SimOutput{System: system, Summary: summary.Bytes(), Timeseries: series.Bytes(), Levels: levels.Bytes()}, nil
 }
 
 // progressSteps is how many times a sim run reports progress.
@@ -126,7 +131,7 @@ func firstDifference(a, b SimOutput) string {
 	for _, f := range []struct {
 		name string
 		x, y []byte
-	}{{"summary.json", a.Summary, b.Summary}, {"timeseries.csv", a.Timeseries, b.Timeseries}} {
+	}{{"summary.json", a.Summary, b.Summary}, {"timeseries.csv", a.Timeseries, b.Timeseries}, {"priority-levels.csv", a.Levels, b.Levels}} {
 		if !bytes.Equal(f.x, f.y) {
 			line := 1 + bytes.Count(f.x[:commonPrefix(f.x, f.y)], []byte("\n"))
 			return fmt.Sprintf("%s (first at line %d)", f.name, line)
