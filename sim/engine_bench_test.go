@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/churnlab/churnlab/experiments/scenario"
@@ -62,6 +63,55 @@ func BenchmarkRestartStorm(b *testing.B) {
 			}
 			b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 			b.ReportMetric(float64(b.N*len(Systems))*sc.Duration.D().Seconds()/b.Elapsed().Seconds(), "sim-s/s")
+		})
+	}
+}
+
+// BenchmarkNodeAgents is a cluster of nodes=N, each running a kubelet
+// that patches its node every 10 s and an agent that lists its node's
+// pods from etcd when it starts and gets each pod it hears of, for 10
+// simulated minutes of the reference system (the baseline adds its
+// operator's per-pod loops), with 10 game pods a node. One op is one run.
+func BenchmarkNodeAgents(b *testing.B) {
+	for _, nodes := range []int{500, 5000} {
+		sc, err := scenario.Parse("bench.yaml", []byte(fmt.Sprintf(`apiVersion: churnlab/v1
+kind: Scenario
+metadata: {name: node-agents}
+duration: 10m
+cluster: {nodes: %d, pods: %d}
+controllers:
+  - name: kubelet
+    perNode: true
+    priorityLevel: node-high
+    triggers:
+      - every: 10s
+        jitter: 1s
+        requests: [{verb: patch, resource: nodes, scope: node, objectSize: 10KB}]
+  - name: agent
+    perNode: true
+    triggers:
+      - on: start
+        requests: [{verb: list, resource: pods, scope: node, objects: pods/nodes, scanned: pods, from: etcd}]
+      - watch: pods
+        requests: [{verb: get, resource: pods, scope: node}]
+events:
+  - {at: 60s, restartStorm: {fraction: 0.3, over: 60s}}
+`, nodes, 10*nodes)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
+			var events uint64
+			for range b.N {
+				w, err := NewWorld(sc, Reference, sc.Seed)
+				if err != nil {
+					b.Fatal(err)
+				}
+				w.RunUntil(w.End())
+				events += w.Steps()
+			}
+			b.ReportMetric(float64(events)/float64(b.N), "events/op")
+			b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
 }
