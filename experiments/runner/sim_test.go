@@ -49,8 +49,8 @@ func TestRunSimWritesOnlyFinishedFiles(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if strings.Join(names, " ") != "summary.json timeseries.csv" {
-		t.Errorf("files %v, want exactly summary.json and timeseries.csv", names)
+	if strings.Join(names, " ") != "priority-levels.csv summary.json timeseries.csv" {
+		t.Errorf("files %v, want exactly priority-levels.csv, summary.json and timeseries.csv", names)
 	}
 	if !strings.Contains(progress.String(), "sim tiny/reference [====================] 100%") {
 		t.Errorf("progress lacks the final line:\n%s", progress.String())

@@ -215,9 +215,11 @@ func (t *kindTarget) Up(ctx context.Context, sc *scenario.Scenario, progress io.
 // someone else's: it is an error, not replaced. unroute deletes the
 // routes it added: kind keeps its network, and so its bridge, for the
 // next cluster, and the routes would outlive this one.
-func routeToPods(ctx context.Context, admin *rest.Config, progress io.Writer) (host string, unroute func(), err error) {
+func routeToPods(ctx context.Context, admin *rest.Config, progress io.Writer) (host string, _ func(), err error) {
 	var added []*netlink.Route
-	unroute = func() {
+	// Not the named result: a failed return sets that to nil before the
+	// deferred clean-up below runs.
+	unroute := func() {
 		for _, r := range added {
 			if err := netlink.RouteDel(r); err != nil {
 				lines.Say(progress, "kind target: deleting the route to %s: %v", r.Dst, err)
