@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/churnlab/churnlab/experiments/driver"
 	"github.com/churnlab/churnlab/experiments/load"
 	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/pod"
@@ -326,6 +327,10 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	if err != nil {
 		return out, fmt.Errorf("start: %w", err)
 	}
+	controllers, err := l.controllers(ctx)
+	if err != nil {
+		return out, fmt.Errorf("controllers: %w", err)
+	}
 
 	l.step(4, "")
 	lb := load.NewBalancer(l.sc.Workload.HealthCheck, "/healthz")
@@ -401,7 +406,11 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 			l.record(func(r *metrics.Recorder) { r.Request(start, latency, ok) })
 		}, &raw)
 	}()
-	churn := &liveChurn{run: l, system: system, pods: pods}
+	churn := &liveChurn{run: l, system: system, pods: pods, controllers: controllers}
+	if controllers != nil {
+		running.Add(1)
+		go func() { defer running.Done(); controllers.Run(runCtx) }() //nolint:errcheck // its errors are noted
+	}
 	running.Add(2)
 	go func() { defer running.Done(); churn.play(runCtx) }()
 	go func() { defer running.Done(); l.sample(runCtx, system, pods, lb) }()
@@ -450,6 +459,35 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 		return out, err
 	}
 	return LiveOutput{System: l.system, Dir: l.dir, Summary: summary}, nil
+}
+
+// controllers sets up the scenario's declared controllers, to be played
+// from time zero; nil when it declares none. Each request's outcome goes
+// to the recorder, per controller and priority level.
+func (l *liveRun) controllers(ctx context.Context) (*driver.Driver, error) {
+	if len(l.sc.Controllers) == 0 {
+		return nil, nil
+	}
+	d, err := driver.New(driver.Options{
+		Admin: l.cluster.Admin, Namespace: l.cluster.Namespace, PodSelector: gameSelector, Scenario: l.sc,
+		Record: func(r driver.Result) {
+			if !l.started(r.At) {
+				return // the informers' first lists, before time zero
+			}
+			at := l.since(r.At)
+			l.record(func(rec *metrics.Recorder) {
+				rec.APIClientRequest(at, r.Controller, r.Level, r.Throttled)
+				if !r.Throttled {
+					rec.APIClientLatency(r.Controller, r.Level, r.Latency)
+				}
+			})
+		},
+		Note: l.notef,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, d.Setup(ctx)
 }
 
 // runningPods counts the game pods that are Running and not being

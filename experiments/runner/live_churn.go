@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/churnlab/churnlab/experiments/driver"
 	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/pod"
 	"github.com/churnlab/churnlab/experiments/scenario"
@@ -23,10 +24,11 @@ import (
 // liveChurn plays the scenario's timeline against the real Kubernetes
 // API (and the system under test), each event at its time from zero.
 type liveChurn struct {
-	run    *liveRun
-	system liveSystem
-	pods   gamePods
-	rng    *rand.Rand
+	run         *liveRun
+	system      liveSystem
+	pods        gamePods
+	controllers *driver.Driver // the declared controllers; nil for none
+	rng         *rand.Rand
 }
 
 func (c *liveChurn) play(ctx context.Context) {
@@ -52,6 +54,9 @@ func (c *liveChurn) apply(ctx context.Context, e scenario.Event) error {
 	case e.RollingUpdate != nil:
 		return c.rollingUpdate(ctx, e.RollingUpdate)
 	case e.ConfigChange != nil:
+		if c.controllers != nil {
+			c.controllers.ConfigChanged()
+		}
 		return c.system.changeConfig(ctx, c.playedHunts(e.ConfigChange.Hunts))
 	}
 	played, err := c.system.play(ctx, e)

@@ -65,6 +65,13 @@ func (s *Scenario) AtLiveScale() *Scenario {
 	// burst too, so that its token bucket refills in as long.
 	out.Baseline.ClientQPS = Rate(float64(out.Baseline.ClientQPS) * pods)
 	out.Baseline.ClientBurst = scaleCount(out.Baseline.ClientBurst, pods)
+	// So do the declared controllers' clients.
+	out.Controllers = slices.Clone(s.Controllers)
+	for i := range out.Controllers {
+		c := &out.Controllers[i]
+		c.QPS = Rate(float64(c.QPS) * pods)
+		c.Burst = scaleCount(c.Burst, pods)
+	}
 	out.Reference.Store.ReadsPerSecondPerNode = Rate(float64(out.Reference.Store.ReadsPerSecondPerNode) * pods)
 	return &out
 }

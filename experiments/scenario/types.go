@@ -284,7 +284,7 @@ type Live struct {
 // LiveScale shrinks a scenario for one machine while keeping the ratios
 // that decide its outcome. Pods multiplies every count and capacity that
 // grows with the cluster (nodes, pods, autoscale targets, the uplink, API
-// server inflight limits, operator client QPS and burst, store capacity), so
+// server inflight limits, the operator's and the declared controllers' client QPS and burst, store capacity), so
 // egress demand per uplink byte and reconciles per API seat stay the same.
 // Traffic multiplies the player load and what serves it (players, request
 // rate, pod capacity), so utilization stays the same. Bytes multiplies

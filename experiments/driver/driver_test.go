@@ -1,0 +1,132 @@
+package driver
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/churnlab/churnlab/experiments/controlplane"
+	"github.com/churnlab/churnlab/experiments/metrics"
+	"github.com/churnlab/churnlab/experiments/scenario"
+)
+
+// TestDriverOnARealAPIServer plays two controllers against a real
+// kube-apiserver: one in workload-low that lists its config maps ten
+// times a second, and 12 replicas that LIST 1 MB from etcd in a level
+// of three seats that rejects rather than queues. Setup makes their
+// identities, flow schemas, the level and the objects; the second gets
+// 429s from the real APF and the first none.
+func TestDriverOnARealAPIServer(t *testing.T) {
+	ctx := context.Background()
+	bin, err := controlplane.EnsureBuilt(ctx, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := controlplane.Start(ctx, controlplane.Options{BinDir: bin, Nodes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Stop)
+	sc, err := scenario.Parse("driver.yaml", []byte(`apiVersion: churnlab/v1
+kind: Scenario
+metadata: {name: driver}
+cluster:
+  apiServer:
+    priorityLevels: [{name: tiny, shares: 1, lendablePercent: 0, borrowingLimitPercent: 0}]
+controllers:
+  - name: lister
+    replicas: 1
+    qps: 50/s
+    triggers:
+      - every: 100ms
+        requests: [{verb: list, resource: configmaps, scope: namespace, objects: 20, objectSize: 1KB}]
+  - name: flooder
+    replicas: 12
+    qps: 1000/s
+    burst: 1000
+    priorityLevel: tiny
+    triggers:
+      - every: 20ms
+        requests: [{verb: list, resource: configmaps, scope: namespace, objects: 20, objectSize: 50KB, from: etcd}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	results := map[string][2]int{} // controller: requests, 429s
+	var notes []string
+	d, err := New(Options{Admin: cp.Admin, Namespace: "default", PodSelector: "app=none", Scenario: sc,
+		Record: func(r Result) {
+			mu.Lock()
+			defer mu.Unlock()
+			n := results[r.Controller]
+			n[0]++
+			if r.Throttled {
+				n[1]++
+			}
+			results[r.Controller] = n
+		},
+		Note: func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			notes = append(notes, format)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	admin := kubernetes.NewForConfigOrDie(cp.Admin)
+	cms, err := admin.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{LabelSelector: ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := 0
+	for _, cm := range cms.Items {
+		if len(cm.Data["payload"]) == 50_000 {
+			made++
+		}
+	}
+	if made != 20 {
+		t.Errorf("%d config maps of 50 kB, want 20: the most any request reads, of the largest size any declares", made)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := d.Run(runCtx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("results %v, notes %v", results, notes)
+	if l := results["lister"]; l[0] < 30 || l[1] != 0 {
+		t.Errorf("lister: %d requests, %d 429s; want about 50 and none", l[0], l[1])
+	}
+	if f := results["flooder"]; f[1] == 0 {
+		t.Errorf("flooder: %d requests and no 429 from a level of three seats", f[0])
+	}
+	rejected := scrape(t, cp.Admin).Sum("apiserver_flowcontrol_rejected_requests_total", map[string]string{"priority_level": "tiny"})
+	if rejected == 0 {
+		t.Error("the API server rejected nothing in priority level tiny")
+	}
+}
+
+func scrape(t *testing.T, admin *rest.Config) metrics.Families {
+	t.Helper()
+	transport, err := rest.TransportFor(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams, err := metrics.Scrape(context.Background(), &http.Client{Transport: transport}, admin.Host+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fams
+}
