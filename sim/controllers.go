@@ -160,10 +160,15 @@ func (r *replica) hears(node int, p *pod) bool {
 }
 
 // every fires trigger i of r for object each interval, shifted by up to
-// the jitter, until r or the object is gone.
+// the jitter, until r or the object is gone. A replica running when the
+// run begins started at some time before it: its timers' first firing
+// is at a random phase of the interval.
 func (c *controllers) every(now Time, r *replica, i int, object int64) {
 	t := r.kind.spec.Triggers[i]
 	next := now + Time(t.Every)
+	if now == 0 {
+		next = Time(c.rng.Int64N(int64(t.Every)))
+	}
 	if t.Jitter > 0 {
 		next += Time(c.rng.Int64N(int64(t.Jitter)))
 	}
@@ -331,12 +336,21 @@ func (c *controllers) fire(now Time, event string, node int, p *pod, object int6
 	}
 }
 
-// podStarted is a new game pod: its perPod replicas start, pod triggers
-// and each-pod timers fire, and the pods' watches hear of it.
+// containerStarted is a game pod's container starting: its perPod
+// replicas (sidecars) start with it.
+func (c *controllers) containerStarted(now Time, p *pod) {
+	for _, k := range c.kinds {
+		if k.spec.PerPod && k.byPod[p.id] == nil {
+			c.startReplica(now, k, p.node, p)
+		}
+	}
+}
+
+// podStarted is a new game pod: pod triggers and each-pod timers fire,
+// and the pods' watches hear of it.
 func (c *controllers) podStarted(now Time, p *pod) {
 	for _, k := range c.kinds {
 		if k.spec.PerPod {
-			c.startReplica(now, k, p.node, p)
 			continue
 		}
 		for i, t := range k.spec.Triggers {

@@ -149,6 +149,7 @@ func (c *cluster) fetch(now Time, id int64) {
 		return // deleted while starting
 	}
 	p.phase = podFetching
+	c.w.controllers.containerStarted(now, p)
 	container := p.container
 	c.w.delivery.fetch(now, p, func(at Time, uplinkBytes float64) {
 		if p.container == container && p.phase == podFetching {
