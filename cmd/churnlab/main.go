@@ -274,11 +274,17 @@ func newSweepCommand(stdout, stderr io.Writer) *cobra.Command {
 		Long: `sweep runs the scenario once per value of one field, in parallel across
 cores (each point is its own deterministic run), writes
 <out>/<scenario>/sim/sweep.csv, and prints the knee: the first point where
-the worst-window p99 or the 429 rate departs from its low-load trend.
+the worst-window p99, the 429 rate or the slowest declared controller's
+p99 at the API server departs from its low-load trend. The point before
+it is the largest value that stays healthy.
 
 Example, the reconcile rate of L1 through the reconcile interval:
   churnlab sweep -f experiments/scenarios/steady.yaml \
-    --param baseline.reconcileInterval --from 9s --to 3s --steps 13`,
+    --param baseline.reconcileInterval --from 9s --to 3s --steps 13
+
+Example, where an incident's cluster tips as it grows:
+  churnlab sweep -f experiments/scenarios/incidents/palark-daemonset-list.yaml \
+    --system reference --param cluster.nodes --from 20 --to 200 --steps 10`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := loadScenario(opts.File, sets); err != nil {
@@ -307,13 +313,13 @@ Example, the reconcile rate of L1 through the reconcile interval:
 			if err != nil {
 				return badInput{err}
 			}
-			fmt.Fprintf(stdout, "%-14s %12s %10s %12s %8s %8s\n", opts.Param, "reconciles/s", "p99 ms", "worst p99", "429/s", "success")
+			fmt.Fprintf(stdout, "%-14s %12s %10s %12s %8s %11s %8s\n", opts.Param, "reconciles/s", "p99 ms", "worst p99", "429/s", "API p99 ms", "success")
 			for i, p := range s.Points {
 				mark := ""
 				if i == s.Knee {
 					mark = "  <- knee"
 				}
-				fmt.Fprintf(stdout, "%-14s %12.1f %10.1f %12.1f %8.2f %8.4f%s\n", p.Value, p.ReconcilesPerS, p.P99Ms, p.WorstP99Ms, p.Throttled429PS, p.SuccessRatio, mark)
+				fmt.Fprintf(stdout, "%-14s %12.1f %10.1f %12.1f %8.2f %11.1f %8.4f%s\n", p.Value, p.ReconcilesPerS, p.P99Ms, p.WorstP99Ms, p.Throttled429PS, p.APIP99Ms, p.SuccessRatio, mark)
 			}
 			if s.Knee < 0 {
 				fmt.Fprintf(stdout, "no knee: %s\n", s.Why)

@@ -91,8 +91,8 @@ func TestSweepRoundTrip(t *testing.T) {
 	header := "p," + strings.Join(SweepColumns, ",")
 	for _, tc := range []struct{ name, csv, want string }{
 		{"header", "p,reconciles_per_s\n", "wrong number of fields"},
-		{"cell", header + "\n4s,x,1,1,1,1,1,false\n", `sweep.csv:2: column reconciles_per_s: "x" is not a number`},
-		{"knee", header + "\n4s,1,1,1,1,1,1,yes\n", `sweep.csv:2: column knee: "yes"`},
+		{"cell", header + "\n4s,x,1,1,1,1,1,1,false\n", `sweep.csv:2: column reconciles_per_s: "x" is not a number`},
+		{"knee", header + "\n4s,1,1,1,1,1,1,1,yes\n", `sweep.csv:2: column knee: "yes"`},
 		{"empty", header + "\n", "no points"},
 	} {
 		if _, err := ReadSweep(strings.NewReader(tc.csv)); err == nil || !strings.Contains(err.Error(), tc.want) {

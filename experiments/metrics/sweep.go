@@ -12,7 +12,7 @@ import (
 
 // SweepColumns is the header of sweep.csv after its first column, which
 // is named after the swept parameter's path and holds its values.
-var SweepColumns = []string{"reconciles_per_s", "p99_ms", "worst_window_p99_ms", "throttled_429_per_s", "success_ratio", "egress_peak_MBps", "knee"}
+var SweepColumns = []string{"reconciles_per_s", "p99_ms", "worst_window_p99_ms", "throttled_429_per_s", "api_p99_ms", "success_ratio", "egress_peak_MBps", "knee"}
 
 // SweepPoint is what one run of a sweep measured.
 type SweepPoint struct {
@@ -21,6 +21,7 @@ type SweepPoint struct {
 	P99Ms          float64
 	WorstP99Ms     float64
 	Throttled429PS float64 // 429 answers a second
+	APIP99Ms       float64 // the slowest controller's p99 at the API server; 0 with none
 	SuccessRatio   float64
 	EgressPeakMBps float64
 }
@@ -38,7 +39,7 @@ func (t *SweepTable) CSV() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s,%s\n", t.Param, strings.Join(SweepColumns, ","))
 	for i, p := range t.Points {
-		fmt.Fprintf(&b, "%s,%.3f,%.3f,%.3f,%.3f,%.6f,%.3f,%t\n", p.Value, p.ReconcilesPerS, p.P99Ms, p.WorstP99Ms, p.Throttled429PS, p.SuccessRatio, p.EgressPeakMBps, i == t.Knee)
+		fmt.Fprintf(&b, "%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.6f,%.3f,%t\n", p.Value, p.ReconcilesPerS, p.P99Ms, p.WorstP99Ms, p.Throttled429PS, p.APIP99Ms, p.SuccessRatio, p.EgressPeakMBps, i == t.Knee)
 	}
 	return b.Bytes()
 }
@@ -66,7 +67,7 @@ func ReadSweep(rd io.Reader) (*SweepTable, error) {
 			return nil, fmt.Errorf("sweep.csv: %w", err)
 		}
 		p := SweepPoint{Value: row[0]}
-		for i, into := range []*float64{&p.ReconcilesPerS, &p.P99Ms, &p.WorstP99Ms, &p.Throttled429PS, &p.SuccessRatio, &p.EgressPeakMBps} {
+		for i, into := range []*float64{&p.ReconcilesPerS, &p.P99Ms, &p.WorstP99Ms, &p.Throttled429PS, &p.APIP99Ms, &p.SuccessRatio, &p.EgressPeakMBps} {
 			if *into, err = strconv.ParseFloat(row[1+i], 64); err != nil {
 				return nil, fmt.Errorf("sweep.csv:%d: column %s: %q is not a number", line, SweepColumns[i], row[1+i])
 			}

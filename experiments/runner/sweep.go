@@ -155,6 +155,9 @@ func sweepPoint(sc *scenario.Scenario, system sim.System, value string) (metrics
 	if s.APIServer.Throttled429 != nil {
 		p.Throttled429PS = float64(*s.APIServer.Throttled429) / sc.Duration.D().Seconds()
 	}
+	for _, c := range s.Controllers {
+		p.APIP99Ms = max(p.APIP99Ms, orZero(c.P99Ms))
+	}
 	return p, nil
 }
 
@@ -186,16 +189,20 @@ func findKnee(points []metrics.SweepPoint) (int, string) {
 	}
 	p99 := make([]float64, len(points))
 	rate := make([]float64, len(points))
+	api := make([]float64, len(points))
 	for i, p := range points {
-		p99[i], rate[i] = p.WorstP99Ms, p.Throttled429PS
+		p99[i], rate[i], api[i] = p.WorstP99Ms, p.Throttled429PS, p.APIP99Ms
 	}
-	p99Trend, rateTrend := trend(p99[:k]), trend(rate[:k])
+	p99Trend, rateTrend, apiTrend := trend(p99[:k]), trend(rate[:k]), trend(api[:k])
 	for i := k; i < len(points); i++ {
 		if t := p99Trend(i); p99[i] > t*kneeRatio && p99[i]-t > kneeFloorP99Ms {
 			return i, fmt.Sprintf("worst-window p99 %.1f ms against a trend of %.1f ms", p99[i], t)
 		}
 		if t := rateTrend(i); rate[i] > t*kneeRatio && rate[i]-t > kneeFloor429PerS {
 			return i, fmt.Sprintf("%.2f 429s a second against a trend of %.2f", rate[i], t)
+		}
+		if t := apiTrend(i); api[i] > t*kneeRatio && api[i]-t > kneeFloorP99Ms {
+			return i, fmt.Sprintf("the slowest controller's API p99 %.1f ms against a trend of %.1f ms", api[i], t)
 		}
 	}
 	return -1, "no point departs from the low-load trend"
