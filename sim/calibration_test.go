@@ -14,6 +14,7 @@ import (
 
 	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/experiments/scenariofile"
 )
 
 // tolerance is how far a simulated value may be from the seed's (±15%).
@@ -60,12 +61,12 @@ func TestCalibration(t *testing.T) {
 					sets = append(sets, s)
 				}
 			}
-			sc, err := scenario.Load(filepath.Join("../experiments/scenarios", file), sets...)
+			sc, err := scenariofile.Load(filepath.Join("../experiments/scenarios", file), sets...)
 			if err != nil {
 				t.Fatal(err)
 			}
 			w := runWorld(t, sc, System(system), sc.Seed)
-			runs[name] = &calRun{w: w, sc: sc, s: w.Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})}
+			runs[name] = &calRun{w: w, sc: sc, s: recorderOf(w).Summary(metrics.Run{Duration: sc.Duration.D()})}
 			return fmt.Sprintf("%s: %s, %s, seed %d, %s simulated", name, file, system, sc.Seed, sc.Duration)
 		case "claim":
 			out, ok := claim(t, d, runs)
@@ -173,11 +174,11 @@ func fmtNum(f float64) string {
 // ignore the range).
 var calMetrics = map[string]func(r *calRun, from, to time.Duration) float64{
 	"p99-ms": func(r *calRun, from, to time.Duration) float64 {
-		return deref(r.w.rec.Between(from, to).RequestP99Ms())
+		return deref(recorderOf(r.w).Between(from, to).RequestP99Ms())
 	},
 	"worst-window-p99-ms": func(r *calRun, _, _ time.Duration) float64 { return deref(r.s.Requests.WorstWindowP99Ms) },
 	"success-ratio": func(r *calRun, from, to time.Duration) float64 {
-		return deref(r.w.rec.Between(from, to).SuccessRatio())
+		return deref(recorderOf(r.w).Between(from, to).SuccessRatio())
 	},
 	"bytes-per-pod-start-KB": func(r *calRun, _, _ time.Duration) float64 { return deref(r.s.Egress.BytesPerPodStart) / 1e3 },
 	"peak-pods-reading": func(r *calRun, _, _ time.Duration) float64 {
@@ -206,16 +207,16 @@ var calMetrics = map[string]func(r *calRun, from, to time.Duration) float64{
 	},
 	// API requests a second of one replica
 	"api-rps-per-replica": func(r *calRun, from, to time.Duration) float64 {
-		n, _ := r.w.rec.Between(from, to).APIRequests()
+		n, _ := recorderOf(r.w).Between(from, to).APIRequests()
 		return float64(n) / (to - from).Seconds() / float64(len(r.w.delivery.(*bundleDelivery).op.live()))
 	},
 	"api-429": func(r *calRun, from, to time.Duration) float64 {
-		_, throttled := r.w.rec.Between(from, to).APIRequests()
+		_, throttled := recorderOf(r.w).Between(from, to).APIRequests()
 		return float64(throttled)
 	},
 	"etcd-requests": func(r *calRun, _, _ time.Duration) float64 { return float64(r.w.etcd.served) },
 	"etcd-round-p99-ms": func(r *calRun, from, to time.Duration) float64 {
-		return deref(r.w.rec.Between(from, to).EtcdRoundP99Ms())
+		return deref(recorderOf(r.w).Between(from, to).EtcdRoundP99Ms())
 	},
 	"propagation-p99-ms": func(r *calRun, _, _ time.Duration) float64 { return deref(r.s.Config.PropagationP99Ms) },
 }

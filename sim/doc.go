@@ -3,8 +3,10 @@
 // then sequence, one seeded PCG stream per model) and one file per model.
 //
 // Like etcd/raft's RawNode, it is a pure state machine: no goroutines, no
-// wall clock, no global randomness, no network or OS packages
-// (forbidden_test.go enforces this). The same scenario and seed give
+// wall clock, no global randomness, no network or OS packages, directly
+// or through any package of this module it imports (forbidden_test.go
+// enforces both). It reports what it measures to an Observer
+// (observer.go), which metrics.Recorder satisfies. The same scenario and seed give
 // byte-identical results; runners do all I/O.
 //
 // The models, each a mechanism rather than a curve fit; their constants
@@ -55,7 +57,8 @@
 // Unmodelled names the timeline events a scenario asks for that this set
 // ignores (reference replica kills and store outages).
 //
-//	w, err := sim.NewWorld(sc, sim.Baseline, sc.Seed)
+//	rec := metrics.NewRecorder()
+//	w, err := sim.NewWorld(sc, sim.Baseline, sc.Seed, rec)
 //	w.RunUntil(w.End())
-//	summary := w.Recorder().Summary(metrics.Run{...})
+//	summary := rec.Summary(metrics.Run{...})
 package sim

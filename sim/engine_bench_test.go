@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/experiments/scenariofile"
 )
 
 // BenchmarkEngineHold is the classic hold model: a fixed number of events
@@ -45,7 +47,7 @@ func BenchmarkRestartStorm(b *testing.B) {
 		{"scale=1x", "../experiments/scenarios/restart-storm.yaml"},
 		{"scale=10x", "../experiments/scenarios/restart-storm-10x.yaml"},
 	} {
-		sc, err := scenario.Load(c.file)
+		sc, err := scenariofile.Load(c.file)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -53,7 +55,7 @@ func BenchmarkRestartStorm(b *testing.B) {
 			var events uint64
 			for range b.N {
 				for _, system := range Systems {
-					w, err := NewWorld(sc, system, sc.Seed)
+					w, err := NewWorld(sc, system, sc.Seed, metrics.NewRecorder())
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -103,7 +105,7 @@ events:
 		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
 			var events uint64
 			for range b.N {
-				w, err := NewWorld(sc, Reference, sc.Seed)
+				w, err := NewWorld(sc, Reference, sc.Seed, metrics.NewRecorder())
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"go/ast"
+	"go/build"
 	"go/parser"
 	"go/token"
 	"path/filepath"
@@ -55,6 +56,48 @@ func TestForbiddenImports(t *testing.T) {
 	}
 }
 
+// modulePath is this module's import path; a package under it is read
+// from the module's directory.
+const modulePath = "github.com/churnlab/churnlab"
+
+// TestForbiddenImportsIndirect follows sim's imports through every
+// package of this module it reaches: none of them may import what sim may
+// not, or sim would do it through them.
+func TestForbiddenImportsIndirect(t *testing.T) {
+	seen := map[string]bool{}
+	var visit func(dir string, chain []string)
+	visit = func(dir string, chain []string) {
+		pkg, err := build.ImportDir(dir, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		for _, path := range pkg.Imports {
+			if forbidden(path) && len(chain) > 1 {
+				t.Errorf("sim imports %q through %s", path, strings.Join(chain, " -> "))
+			}
+			rel, inModule := strings.CutPrefix(path, modulePath+"/")
+			if !inModule || seen[path] {
+				continue
+			}
+			seen[path] = true
+			visit(filepath.Join("..", filepath.FromSlash(rel)), append(chain, path))
+		}
+	}
+	visit(".", []string{"sim"})
+	if len(seen) == 0 {
+		t.Fatal("sim imports no package of its module; the walk is wrong")
+	}
+}
+
+func forbidden(path string) bool {
+	for _, f := range forbiddenImports {
+		if path == f || (strings.HasSuffix(f, "/") && strings.HasPrefix(path, f)) {
+			return true
+		}
+	}
+	return false
+}
+
 // TestImpuritiesFindsEachKind proves the checker catches what it claims to.
 func TestImpuritiesFindsEachKind(t *testing.T) {
 	sad := []struct {
@@ -97,10 +140,8 @@ func impurities(fset *token.FileSet, file *ast.File) []string {
 	local := map[string]string{} // local name -> import path, for time and math/rand/v2
 	for _, imp := range file.Imports {
 		path, _ := strconv.Unquote(imp.Path.Value)
-		for _, f := range forbiddenImports {
-			if path == f || (strings.HasSuffix(f, "/") && strings.HasPrefix(path, f)) {
-				report(imp, "imports "+strconv.Quote(path))
-			}
+		if forbidden(path) {
+			report(imp, "imports "+strconv.Quote(path))
 		}
 		name := filepath.Base(path)
 		if path == "math/rand/v2" {

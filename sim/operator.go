@@ -40,6 +40,13 @@ type configChange struct {
 }
 
 type operatorReplica struct {
+	// With workers set, at most that many of its reconciles run at once;
+	// a pod due meanwhile waits in its work queue, once (as
+	// controller-runtime's MaxConcurrentReconciles and client-go's
+	// workqueue). Zero runs every pod's loop on its own.
+	workers       int
+	busy          int
+	queue         []queuedReconcile
 	limiter       tokenBucket
 	stopped       bool         // scaled away
 	loaded        int          // config changes its last load of the objects saw
@@ -73,7 +80,7 @@ func (o *operator) scale(now Time, replicas int) {
 	}
 	b := o.w.sc.Baseline
 	for n := len(live); n < replicas; n++ {
-		r := &operatorReplica{limiter: *newTokenBucket(b.ClientQPS, b.ClientBurst, now)}
+		r := &operatorReplica{workers: b.Workers, limiter: *newTokenBucket(b.ClientQPS, b.ClientBurst, now)}
 		o.replicas = append(o.replicas, r)
 		if now > 0 {
 			for _, p := range o.w.cluster.pods {
@@ -111,25 +118,63 @@ func (o *operator) loop(now Time, r *operatorReplica, p *pod) {
 		first += (now - first + o.interval - 1) / o.interval * o.interval
 	}
 	var tick Action
-	tick = func(start Time, _ int64) {
+	tick = func(due Time, _ int64) {
 		if p.phase == podGone || r.stopped {
 			return
 		}
 		if !o.controller {
-			o.w.eng.At(start+o.interval, tick, 0)
+			o.w.eng.At(due+o.interval, tick, 0)
 			return
 		}
-		o.reconcile(start, r, func(end Time) {
-			sec := int(end / Second)
-			for len(o.reconciles) <= sec {
-				o.reconciles = append(o.reconciles, 0)
-			}
-			o.reconciles[sec]++
-			o.sync(end, r, p)
-			o.w.eng.At(max(start+o.interval, end), tick, 0)
+		o.whenWorkerFree(due, r, p, func(start Time, release func(Time)) {
+			o.reconcile(start, r, func(end Time) {
+				sec := int(end / Second)
+				for len(o.reconciles) <= sec {
+					o.reconciles = append(o.reconciles, 0)
+				}
+				o.reconciles[sec]++
+				o.sync(end, r, p)
+				release(end)
+				o.w.eng.At(max(start+o.interval, end), tick, 0)
+			})
 		})
 	}
 	o.w.eng.At(first, tick, 0)
+}
+
+// queuedReconcile is a pod's reconcile waiting for a worker. A pod has
+// one loop per replica, so it waits in a queue at most once.
+type queuedReconcile struct {
+	p    *pod
+	work func(start Time, release func(Time))
+}
+
+// whenWorkerFree runs work for p on one of r's workers: at once if r has
+// no bound or a worker is free, else when one frees, in the order pods
+// became due. work calls release when it is done.
+func (o *operator) whenWorkerFree(now Time, r *operatorReplica, p *pod, work func(start Time, release func(Time))) {
+	if r.workers == 0 {
+		work(now, func(Time) {})
+		return
+	}
+	var release func(Time)
+	release = func(end Time) {
+		r.busy--
+		for r.busy < r.workers && len(r.queue) > 0 {
+			next := r.queue[0]
+			r.queue = r.queue[1:]
+			if next.p.phase != podGone && !r.stopped {
+				r.busy++
+				next.work(end, release)
+			}
+		}
+	}
+	if r.busy < r.workers {
+		r.busy++
+		work(now, release)
+		return
+	}
+	r.queue = append(r.queue, queuedReconcile{p, work})
 }
 
 // sync sends a ready pod the bundle if it holds an older generation, and

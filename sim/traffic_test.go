@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/experiments/scenariofile"
 )
 
 // TestAggregateMatchesPerRequest: the aggregate traffic model, which the
@@ -23,7 +25,7 @@ func TestAggregateMatchesPerRequest(t *testing.T) {
 		type p99s struct{ run, worst float64 }
 		got := map[string]map[System]p99s{}
 		for _, mode := range scenario.TrafficModes {
-			sc, err := scenario.Load("../experiments/scenarios/restart-storm.yaml",
+			sc, err := scenariofile.Load("../experiments/scenarios/restart-storm.yaml",
 				scenario.Set{Path: "model.traffic.mode", Value: mode},
 				scenario.Set{Path: "live.scale.pods", Value: scale},
 				scenario.Set{Path: "live.scale.traffic", Value: scale},
@@ -86,15 +88,15 @@ func TestStallDelaysQueuedRequests(t *testing.T) {
 	for _, mode := range scenario.TrafficModes {
 		t.Run(mode, func(t *testing.T) {
 			sc := load(t, "duration: 20s\ncluster: {pods: 1, nodes: 1}\nbaseline: {gzip: true}\nworkload: {requestRate: 2k/s, podCapacity: 1k/s}\nmodel: {traffic: {mode: "+mode+"}, players: {retries: 0}}\n")
-			w, err := NewWorld(sc, Baseline, 1)
+			w, err := NewWorld(sc, Baseline, 1, metrics.NewRecorder())
 			if err != nil {
 				t.Fatal(err)
 			}
 			w.RunUntil(10 * Second)
-			before := *w.rec.Between(5*time.Second, 10*time.Second).RequestP99Ms()
+			before := *recorderOf(w).Between(5*time.Second, 10*time.Second).RequestP99Ms()
 			w.traffic.stall(w.Now(), w.cluster.pods[0], stall)
 			w.RunUntil(w.End())
-			around := *w.rec.Between(9*time.Second, 11*time.Second).RequestP99Ms()
+			around := *recorderOf(w).Between(9*time.Second, 11*time.Second).RequestP99Ms()
 			t.Logf("p99 %.0f ms before the stall, %.0f ms around it (stall %v)", before, around, dur(stall))
 			// Less the per-window histograms' resolution (within 1%).
 			if want := (before + float64(dur(stall).Milliseconds())) * 0.99; around < want {

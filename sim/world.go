@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/scenario"
 )
 
@@ -31,7 +30,7 @@ type World struct {
 	system System
 	seed   Seed
 	eng    *Engine
-	rec    *metrics.Recorder
+	rec    Observer
 
 	uplink   *Uplink
 	etcd     *etcdLeader
@@ -47,9 +46,10 @@ type World struct {
 }
 
 // NewWorld builds the models for sc and system, seeded by seed, with the
-// initial pods serving and the timeline scheduled.
-func NewWorld(sc *scenario.Scenario, system System, seed uint64) (*World, error) {
-	w := &World{sc: sc, system: system, seed: Seed(seed), eng: NewEngine(), rec: metrics.NewRecorder()}
+// initial pods serving and the timeline scheduled. The run reports what it
+// measures to obs (a metrics.Recorder).
+func NewWorld(sc *scenario.Scenario, system System, seed uint64, obs Observer) (*World, error) {
+	w := &World{sc: sc, system: system, seed: Seed(seed), eng: NewEngine(), rec: obs}
 	// The uplink carries frames; only wireEfficiency of them is payload.
 	w.uplink = NewUplink(w.eng, sc.Cluster.Uplink.BytesPerSecond()*sc.Model.Uplink.WireEfficiency, float64(sc.Model.Uplink.Buffer), func(from, to Time, bytes float64) {
 		w.rec.Egress(dur(from), dur(to), bytes)
@@ -92,9 +92,6 @@ func (w *World) End() Time { return Time(w.sc.Duration) }
 
 // Steps returns the number of events run so far.
 func (w *World) Steps() uint64 { return w.eng.Steps() }
-
-// Recorder returns what the run has measured so far.
-func (w *World) Recorder() *metrics.Recorder { return w.rec }
 
 // Unmodelled lists what sc asks for that this model set does not simulate
 // yet, so that a run can say so instead of silently ignoring it.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/experiments/scenariofile"
 )
 
 func load(t *testing.T, yaml string) *scenario.Scenario {
@@ -22,7 +23,7 @@ func load(t *testing.T, yaml string) *scenario.Scenario {
 
 func runWorld(t *testing.T, sc *scenario.Scenario, system System, seed uint64) *World {
 	t.Helper()
-	w, err := NewWorld(sc, system, seed)
+	w, err := NewWorld(sc, system, seed, metrics.NewRecorder())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,19 +31,22 @@ func runWorld(t *testing.T, sc *scenario.Scenario, system System, seed uint64) *
 	return w
 }
 
+// recorderOf is the recorder a test's world reports to.
+func recorderOf(w *World) *metrics.Recorder { return w.rec.(*metrics.Recorder) }
+
 // summarize condenses what w measured so far.
 func summarize(w *World) *metrics.Summary {
-	return w.Recorder().Summary(metrics.Run{Duration: dur(w.End())})
+	return recorderOf(w).Summary(metrics.Run{Duration: dur(w.End())})
 }
 
 func outputs(t *testing.T, w *World, sc *scenario.Scenario, system System, seed uint64) (summary, series []byte) {
 	t.Helper()
 	var s, ts bytes.Buffer
 	run := metrics.Run{Scenario: sc.Metadata.Name, Mode: "sim", System: string(system), Seed: seed, Duration: sc.Duration.D()}
-	if err := w.Recorder().Summary(run).Write(&s); err != nil {
+	if err := recorderOf(w).Summary(run).Write(&s); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Recorder().WriteTimeseries(&ts); err != nil {
+	if err := recorderOf(w).WriteTimeseries(&ts); err != nil {
 		t.Fatal(err)
 	}
 	return s.Bytes(), ts.Bytes()
@@ -54,7 +58,7 @@ func TestDeterminism(t *testing.T) {
 	if testing.Short() {
 		t.Skip("simulates the full-scale restart storm; run without -short")
 	}
-	sc, err := scenario.Load("../experiments/scenarios/restart-storm.yaml")
+	sc, err := scenariofile.Load("../experiments/scenarios/restart-storm.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +167,7 @@ func TestRollingUpdateReplacesEveryPod(t *testing.T) {
 	for _, surge := range []string{"25%", "1", "0"} {
 		t.Run("maxSurge="+surge, func(t *testing.T) {
 			sc := load(t, fmt.Sprintf("duration: 5m\ncluster: {pods: 20}\nevents:\n- {at: 10s, rollingUpdate: {maxSurge: %s, maxUnavailable: 1}}\n", surge))
-			w, err := NewWorld(sc, Baseline, 1)
+			w, err := NewWorld(sc, Baseline, 1, metrics.NewRecorder())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -229,8 +233,8 @@ func TestConfigChangePropagation(t *testing.T) {
 	// in the 10 s before; on top come each replica's GET of every object,
 	// and one PATCH per pod for each generation it is sent (one to three:
 	// each replica's reload makes one).
-	before, _ := baseline.rec.Between(0, 10*time.Second).APIRequests()
-	after, _ := baseline.rec.Between(10*time.Second, 20*time.Second).APIRequests()
+	before, _ := recorderOf(baseline).Between(0, 10*time.Second).APIRequests()
+	after, _ := recorderOf(baseline).Between(10*time.Second, 20*time.Second).APIRequests()
 	reloads := int64(sc.Baseline.Replicas * sc.Config.Objects)
 	pods := int64(sc.Cluster.Pods)
 	if extra := after - before; extra < reloads+pods || extra > reloads+int64(sc.Baseline.Replicas)*pods {
@@ -243,7 +247,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 func TestUnknownSystem(t *testing.T) {
 	sc := load(t, "")
-	if _, err := NewWorld(sc, "veltrix", 1); err == nil {
+	if _, err := NewWorld(sc, "veltrix", 1, metrics.NewRecorder()); err == nil {
 		t.Error("NewWorld accepted an unknown system")
 	}
 }
@@ -277,3 +281,5 @@ func TestDebounceKeepsTheStream(t *testing.T) {
 			timeToConfig["0s"], timeToConfig["10s"], diff, storeRead)
 	}
 }
+
+var _ Observer = (*metrics.Recorder)(nil)

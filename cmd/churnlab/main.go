@@ -16,6 +16,7 @@ import (
 	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/runner"
 	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/experiments/scenariofile"
 	"github.com/churnlab/churnlab/sim"
 )
 
@@ -90,7 +91,7 @@ func loadScenario(file string, sets []string) (*scenario.Scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc, err := scenario.Load(file, overrides...)
+	sc, err := scenariofile.Load(file, overrides...)
 	var problems *scenario.Errors
 	if errors.As(err, &problems) {
 		return nil, badInput{fmt.Errorf("scenario %s is not valid:\n%w", file, err)}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/churnlab/churnlab/experiments/metrics"
-	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/experiments/scenariofile"
 )
 
 var regen = flag.Bool("regen", false, "rewrite the golden PNGs in testdata/")
@@ -159,12 +159,12 @@ func TestResultsDrawsEveryChart(t *testing.T) {
 		writeRun(t, filepath.Join(dir, mode, "baseline"), 900*time.Millisecond, 2e6)
 		writeRun(t, filepath.Join(dir, mode, "reference"), 40*time.Millisecond, 1e4)
 	}
-	sweep := "baseline.reconcileInterval,reconciles_per_s,p99_ms,worst_window_p99_ms,throttled_429_per_s,success_ratio,egress_peak_MBps,knee\n" +
-		"5s,36,36.8,36.9,0,1,0,false\n4s,39.5,36.8,36.9,29.2,1,0,true\n"
+	sweep := "baseline.reconcileInterval,reconciles_per_s,p99_ms,worst_window_p99_ms,throttled_429_per_s,api_p99_ms,success_ratio,egress_peak_MBps,knee\n" +
+		"5s,36,36.8,36.9,0,100,1,0,false\n4s,39.5,36.8,36.9,29.2,2000,1,0,true\n"
 	if err := os.WriteFile(filepath.Join(dir, "sim", "sweep.csv"), []byte(sweep), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sc, err := scenario.Load("../scenarios/restart-storm.yaml")
+	sc, err := scenariofile.Load("../scenarios/restart-storm.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestResultsDrawsEveryChart(t *testing.T) {
 }
 
 func TestResultsErrorsNameWhatIsWrong(t *testing.T) {
-	sc, err := scenario.Load("../scenarios/restart-storm.yaml")
+	sc, err := scenariofile.Load("../scenarios/restart-storm.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/churnlab/churnlab/experiments/controlplane"
 	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/experiments/scenariofile"
 	"github.com/churnlab/churnlab/internal/proctest"
 	"github.com/churnlab/churnlab/sim"
 )
@@ -44,7 +45,7 @@ func liveTarget(t *testing.T) (Target, string) {
 func shortStorm(t *testing.T, d string, sets ...scenario.Set) *scenario.Scenario {
 	t.Helper()
 	sets = append([]scenario.Set{{Path: "live.duration", Value: d}}, sets...)
-	sc, err := scenario.Load("../scenarios/restart-storm.yaml", sets...)
+	sc, err := scenariofile.Load("../scenarios/restart-storm.yaml", sets...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +257,7 @@ func TestLiveRunOverTC(t *testing.T) {
 func TestLiveRollingUpdateWaitsForConfig(t *testing.T) {
 	target, tmp := liveTarget(t)
 	out := t.TempDir()
-	sc, err := scenario.Load("../scenarios/rolling-update.yaml",
+	sc, err := scenariofile.Load("../scenarios/rolling-update.yaml",
 		scenario.Set{Path: "live.duration", Value: "50s"}, scenario.Set{Path: "events[0].at", Value: "5s"})
 	if err != nil {
 		t.Fatal(err)

@@ -105,10 +105,18 @@ func startOperator(ctx context.Context, program, kubeconfig, namespace, logPath 
 }
 
 // operatorArgs are cmd/veltrix's flags for the scenario's baseline, but
-// where it listens and who it is.
+// where it listens and who it is. A scenario whose operator runs a loop
+// per pod (baseline.workers 0, the 2023 operator) gets a worker for every
+// pod it can have at once, old and new: each pod's reconcile then waits
+// for no other's, as in the simulator.
 func operatorArgs(sc *scenario.Scenario, namespace string) []string {
 	b := sc.Baseline
+	workers := b.Workers
+	if workers == 0 {
+		workers = 2 * sc.PeakPods()
+	}
 	return []string{
+		"--workers=" + strconv.Itoa(workers),
 		"--namespace=" + namespace,
 		"--pod-selector=" + gameSelector,
 		"--replicas=" + strconv.Itoa(b.Replicas),

@@ -100,7 +100,8 @@ func RunSim(sc *scenario.Scenario, opts SimOptions) ([]SimOutput, error) {
 }
 
 func simulate(sc *scenario.Scenario, system sim.System, seed uint64, progress *progress) (SimOutput, error) {
-	w, err := sim.NewWorld(sc, system, seed)
+	rec := metrics.NewRecorder()
+	w, err := sim.NewWorld(sc, system, seed, rec)
 	if err != nil {
 		return SimOutput{}, err
 	}
@@ -109,7 +110,6 @@ func simulate(sc *scenario.Scenario, system sim.System, seed uint64, progress *p
 		w.RunUntil(w.End() * sim.Time(step) / progressSteps)
 		progress.update(task, step, progressSteps, fmt.Sprintf("%s of %s simulated, %d events", w.Now(), w.End(), w.Steps()))
 	}
-	rec := w.Recorder()
 	var summary, series, levels bytes.Buffer
 	run := metrics.Run{Scenario: sc.Metadata.Name, Mode: "sim", System: string(system), Seed: seed, Duration: sc.Duration.D()}
 	if err := rec.Summary(run).Write(&summary); err != nil {

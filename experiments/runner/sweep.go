@@ -14,6 +14,7 @@ import (
 
 	"github.com/churnlab/churnlab/experiments/metrics"
 	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/experiments/scenariofile"
 	"github.com/churnlab/churnlab/sim"
 )
 
@@ -82,7 +83,7 @@ func RunSweep(opts SweepOptions) (*Sweep, error) {
 	}
 	scenarios := make([]*scenario.Scenario, len(values))
 	for i, v := range values {
-		sc, err := scenario.Load(opts.File, append(slices.Clone(opts.Sets), scenario.Set{Path: opts.Param, Value: v})...)
+		sc, err := scenariofile.Load(opts.File, append(slices.Clone(opts.Sets), scenario.Set{Path: opts.Param, Value: v})...)
 		if err != nil {
 			return nil, err
 		}
@@ -138,12 +139,13 @@ func RunSweep(opts SweepOptions) (*Sweep, error) {
 }
 
 func sweepPoint(sc *scenario.Scenario, system sim.System, value string) (metrics.SweepPoint, error) {
-	w, err := sim.NewWorld(sc, system, sc.Seed)
+	rec := metrics.NewRecorder()
+	w, err := sim.NewWorld(sc, system, sc.Seed, rec)
 	if err != nil {
 		return metrics.SweepPoint{}, err
 	}
 	w.RunUntil(w.End())
-	s := w.Recorder().Summary(metrics.Run{Duration: sc.Duration.D()})
+	s := rec.Summary(metrics.Run{Duration: sc.Duration.D()})
 	p := metrics.SweepPoint{
 		Value:          value,
 		ReconcilesPerS: w.ReconcileRate(0, w.End()),

@@ -17,6 +17,6 @@
 // counts "250k", durations "5s", and "25%" where a count or percentage
 // fits.
 //
-//	sc, err := scenario.Load("experiments/scenarios/restart-storm.yaml")
+//	sc, err := scenariofile.Load("experiments/scenarios/restart-storm.yaml") // or scenario.ParseFS
 //	live := sc.AtLiveScale()
 package scenario

@@ -2,39 +2,71 @@ package scenario
 
 import (
 	"fmt"
+	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// Load reads, decodes, defaults and validates the scenario file at path,
-// with sets overriding its fields. Every problem found is returned at
-// once, as *Errors.
-func Load(path string, sets ...Set) (*Scenario, error) {
-	data, err := os.ReadFile(path)
+// ParseFS reads, decodes, defaults and validates the scenario file name
+// in fsys, with sets overriding its fields; a file it extends is read
+// from fsys too. Every problem found is returned at once, as *Errors.
+// Messages name files as fsys shows them (see Shower). Package
+// scenariofile loads from the operating system's files.
+func ParseFS(fsys fs.FS, name string, sets ...Set) (*Scenario, error) {
+	files := &fileSet{fsys: fsys, names: map[string]string{}}
+	file := files.show(name)
+	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
 	}
-	return Parse(path, data, sets...)
+	return parse(files, file, data, sets)
 }
 
-// Parse is Load for a file already in memory; file names it in errors.
-// The chain is the same for every schema version: the file it extends
-// merged under it, then sets applied, then strict decode chosen by
-// apiVersion, then defaults, then Validate.
+// Parse is ParseFS for a file already in memory, which extends none;
+// file names it in errors.
 func Parse(file string, data []byte, sets ...Set) (*Scenario, error) {
+	return parse(nil, file, data, sets)
+}
+
+// Shower is an fs.FS that names its files differently in messages: as
+// the paths a user gave for them.
+type Shower interface {
+	fs.FS
+	Show(name string) string
+}
+
+// fileSet is the files a scenario is parsed from, and the fs name of each
+// file it has shown in a message.
+type fileSet struct {
+	fsys  fs.FS
+	names map[string]string // shown name -> fs name
+}
+
+func (f *fileSet) show(name string) string {
+	shown := name
+	if s, ok := f.fsys.(Shower); ok {
+		shown = s.Show(name)
+	}
+	f.names[shown] = name
+	return shown
+}
+
+// parse is the chain, the same for every schema version: the file it
+// extends merged under it, then sets applied, then strict decode chosen
+// by apiVersion, then defaults, then Validate.
+func parse(files *fileSet, file string, data []byte, sets []Set) (*Scenario, error) {
 	root, err := parseDocument(file, data)
 	if err != nil {
 		return nil, err
 	}
 	origin := origins{}
-	if root, err = resolveExtends(file, root, 0, origin); err != nil {
+	if root, err = resolveExtends(files, file, root, 0, origin); err != nil {
 		return nil, err
 	}
 	for _, s := range sets {
@@ -75,14 +107,12 @@ func checkAPIVersion(file string, root *yaml.Node, origin origins) error {
 		Msg: fmt.Sprintf("missing; the first line of a scenario is apiVersion: %s", APIVersion)}}}
 }
 
-// File returns the path the scenario was loaded from.
+// File returns the path the scenario was loaded from, as its messages
+// show it.
 func (s *Scenario) File() string { return s.source.file }
 
 // Overrides returns the path=value sets it was loaded with.
 func (s *Scenario) Overrides() []Set { return s.sets }
-
-// Dir returns the directory of the scenario file.
-func (s *Scenario) Dir() string { return filepath.Dir(s.source.file) }
 
 // applyDefaults fills every field the file left out. This is the one place
 // defaults live. They describe the 2023 incident (ids from SEED-FACTS.md),
@@ -237,6 +267,7 @@ func (s *Scenario) validate(errs *Errors) {
 	v.duration("baseline.reconcileInterval", b.ReconcileInterval, 1, Duration(time.Hour))
 	v.intRange("baseline.apiCallsPerReconcile", b.APICallsPerReconcile, 1, 1000)
 	v.intRange("baseline.reloadParallelism", b.ReloadParallelism, 1, 1000)
+	v.intRange("baseline.workers", b.Workers, 0, 100_000)
 	v.positive("baseline.clientQPS", float64(b.ClientQPS))
 	v.intRange("baseline.clientBurst", b.ClientBurst, 1, 1_000_000)
 	if !slices.Contains(Deliveries, b.Delivery) {
@@ -284,16 +315,9 @@ func (s *Scenario) validate(errs *Errors) {
 }
 
 func (v *validator) event(p string, e Event) {
-	set := 0
-	for _, isSet := range []bool{e.Autoscale != nil, e.RestartStorm != nil, e.RollingUpdate != nil,
-		e.ConfigChange != nil, e.OperatorScale != nil, e.ControllerOff != nil, e.ReplicaKill != nil, e.StoreOutage != nil,
-		e.NodeAdd != nil, e.APIRestart != nil} {
-		if isSet {
-			set++
-		}
-	}
-	if set != 1 {
-		v.failf(p, "an event needs exactly one action (autoscale, restartStorm, rollingUpdate, configChange, operatorScale, controllerOff, replicaKill, storeOutage, nodeAdd or apiServerRestart), got %d", set)
+	if n := e.actions(); n != 1 {
+		kinds := eventKinds()
+		v.failf(p, "an event needs exactly one action (%s or %s), got %d", strings.Join(kinds[:len(kinds)-1], ", "), kinds[len(kinds)-1], n)
 		return
 	}
 	if !v.s.source.has(p + ".at") {
@@ -304,40 +328,73 @@ func (v *validator) event(p string, e Event) {
 		runLength = v.s.Duration
 	}
 	v.duration(p+".at", e.At, 0, runLength)
-	end := func(path string, over Duration) { // the action must finish inside the run
+	c := eventCheck{v: v, p: p + "." + e.Name(), end: func(path string, over Duration) { // the action must finish inside the run
 		if !v.failed(path) && !v.failed(p+".at") && e.At+over > runLength {
 			v.failf(path, "event ends at %s, after the run's duration %s", e.At+over, v.s.Duration)
 		}
+	}}
+	reflect.ValueOf(e).Field(e.action()).Interface().(action).check(c)
+}
+
+// action is an event's action: each kind checks its own fields.
+type action interface {
+	check(c eventCheck)
+}
+
+// eventCheck is what an action's check needs: the validator, the
+// action's path, and end, which checks that a step lasting over from the
+// event's time ends inside the run.
+type eventCheck struct {
+	v   *validator
+	p   string
+	end func(path string, over Duration)
+}
+
+func (a *Autoscale) check(c eventCheck) {
+	c.v.intRange(c.p+".to", a.To, 1, 1_000_000)
+	c.end(c.p+".over", a.Over)
+}
+
+func (a *RestartStorm) check(c eventCheck) {
+	c.v.floatRange(c.p+".fraction", a.Fraction, math.SmallestNonzeroFloat64, 1)
+	c.end(c.p+".over", a.Over)
+}
+
+func (a *RollingUpdate) check(c eventCheck) {
+	if a.MaxSurge.Value == 0 && a.MaxUnavailable.Value == 0 {
+		c.v.failf(c.p, "maxSurge and maxUnavailable cannot both be 0, or the update never makes progress")
 	}
-	switch {
-	case e.Autoscale != nil:
-		v.intRange(p+".autoscale.to", e.Autoscale.To, 1, 1_000_000)
-		end(p+".autoscale.over", e.Autoscale.Over)
-	case e.RestartStorm != nil:
-		v.floatRange(p+".restartStorm.fraction", e.RestartStorm.Fraction, math.SmallestNonzeroFloat64, 1)
-		end(p+".restartStorm.over", e.RestartStorm.Over)
-	case e.RollingUpdate != nil:
-		if e.RollingUpdate.MaxSurge.Value == 0 && e.RollingUpdate.MaxUnavailable.Value == 0 {
-			v.failf(p+".rollingUpdate", "maxSurge and maxUnavailable cannot both be 0, or the update never makes progress")
-		}
-	case e.ConfigChange != nil:
-		v.intRange(p+".configChange.hunts", e.ConfigChange.Hunts, 1, max(1, v.s.Config.Hunts))
-	case e.OperatorScale != nil:
-		v.intRange(p+".operatorScale.replicas", e.OperatorScale.Replicas, 0, 1000)
-	case e.ControllerOff != nil:
-		v.duration(p+".controllerOff.for", e.ControllerOff.For, 1, Duration(24*time.Hour))
-	case e.ReplicaKill != nil:
-		v.intRange(p+".replicaKill.replicas", e.ReplicaKill.Replicas, 1, max(1, v.s.Reference.Replicas))
-		v.duration(p+".replicaKill.for", e.ReplicaKill.For, 1, Duration(24*time.Hour))
-	case e.StoreOutage != nil:
-		v.duration(p+".storeOutage.for", e.StoreOutage.For, 1, Duration(24*time.Hour))
-	case e.NodeAdd != nil:
-		v.intRange(p+".nodeAdd.nodes", e.NodeAdd.Nodes, 1, 100_000)
-		end(p+".nodeAdd.over", e.NodeAdd.Over)
-	case e.APIRestart != nil:
-		v.duration(p+".apiServerRestart.for", e.APIRestart.For, 0, Duration(time.Hour))
-		end(p+".apiServerRestart.for", e.APIRestart.For)
-	}
+}
+
+func (a *ConfigChange) check(c eventCheck) {
+	c.v.intRange(c.p+".hunts", a.Hunts, 1, max(1, c.v.s.Config.Hunts))
+}
+
+func (a *OperatorScale) check(c eventCheck) {
+	c.v.intRange(c.p+".replicas", a.Replicas, 0, 1000)
+}
+
+func (a *ControllerOff) check(c eventCheck) {
+	c.v.duration(c.p+".for", a.For, 1, Duration(24*time.Hour))
+}
+
+func (a *ReplicaKill) check(c eventCheck) {
+	c.v.intRange(c.p+".replicas", a.Replicas, 1, max(1, c.v.s.Reference.Replicas))
+	c.v.duration(c.p+".for", a.For, 1, Duration(24*time.Hour))
+}
+
+func (a *StoreOutage) check(c eventCheck) {
+	c.v.duration(c.p+".for", a.For, 1, Duration(24*time.Hour))
+}
+
+func (a *NodeAdd) check(c eventCheck) {
+	c.v.intRange(c.p+".nodes", a.Nodes, 1, 100_000)
+	c.end(c.p+".over", a.Over)
+}
+
+func (a *APIRestart) check(c eventCheck) {
+	c.v.duration(c.p+".for", a.For, 0, Duration(time.Hour))
+	c.end(c.p+".for", a.For)
 }
 
 // validator collects value problems, each placed at the line its field

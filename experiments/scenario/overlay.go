@@ -1,9 +1,10 @@
 package scenario
 
 import (
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io/fs"
+	"path"
 	"strconv"
 	"strings"
 
@@ -34,14 +35,14 @@ func ParseSet(s string) (Set, error) {
 const maxExtends = 8
 
 // resolveExtends returns root with the file it extends, if any, merged
-// under it: a scenario may write `extends: ../restart-storm.yaml` (a
-// relative path is from the extending file's directory; an absolute one
-// is used as it is) and only what it changes. Mappings merge key by key;
+// under it: a scenario may write `extends: ../restart-storm.yaml` (a path
+// from the extending file's directory, within the files it was parsed
+// from) and only what it changes. Mappings merge key by key;
 // anything else the extending file writes replaces the base's value.
 // Every node from a base file is recorded in origin, so that a problem in
 // a field that came from it is reported with that file's name and its
 // own line there.
-func resolveExtends(file string, root *yaml.Node, depth int, origin origins) (*yaml.Node, error) {
+func resolveExtends(files *fileSet, file string, root *yaml.Node, depth int, origin origins) (*yaml.Node, error) {
 	i := mappingIndex(root, "extends")
 	if i < 0 {
 		return root, nil
@@ -55,20 +56,30 @@ func resolveExtends(file string, root *yaml.Node, depth int, origin origins) (*y
 		return nil, &Errors{List: []FieldError{{File: file, Pos: Pos{v.Line, v.Column}, Path: "extends",
 			Msg: fmt.Sprintf("more than %d files extend each other; is there a cycle?", maxExtends)}}}
 	}
-	basePath := v.Value
-	if !filepath.IsAbs(basePath) {
-		basePath = filepath.Join(filepath.Dir(file), basePath)
+	if files == nil {
+		return nil, &Errors{List: []FieldError{{File: file, Pos: Pos{v.Line, v.Column}, Path: "extends",
+			Msg: "a scenario given as bytes cannot extend a file; load it from a file"}}}
 	}
-	data, err := os.ReadFile(basePath)
+	name := path.Join(path.Dir(files.names[file]), v.Value)
+	if path.IsAbs(v.Value) { // from the root of the files
+		name = strings.TrimPrefix(path.Clean(v.Value), "/")
+	}
+	data, err := fs.ReadFile(files.fsys, name)
 	if err != nil {
-		return nil, &Errors{List: []FieldError{{File: file, Pos: Pos{v.Line, v.Column}, Path: "extends", Msg: err.Error()}}}
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // named below as the user knows the file
+		}
+		return nil, &Errors{List: []FieldError{{File: file, Pos: Pos{v.Line, v.Column}, Path: "extends",
+			Msg: fmt.Sprintf("open %s: %v", files.show(name), err)}}}
 	}
+	basePath := files.show(name)
 	base, err := parseDocument(basePath, data)
 	if err != nil {
 		return nil, err
 	}
 	origin.mark(base, basePath)
-	if base, err = resolveExtends(basePath, base, depth+1, origin); err != nil {
+	if base, err = resolveExtends(files, basePath, base, depth+1, origin); err != nil {
 		return nil, err
 	}
 	child := &yaml.Node{Kind: yaml.MappingNode, Content: append(append([]*yaml.Node{}, root.Content[:i]...), root.Content[i+2:]...)}

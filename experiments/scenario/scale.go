@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"math"
+	"reflect"
 	"slices"
 )
 
@@ -82,23 +83,13 @@ func scaleCount(n int, factor float64) int {
 
 // clone copies e and the action it points to.
 func (e Event) clone() Event {
-	e.Autoscale = clonePtr(e.Autoscale)
-	e.RestartStorm = clonePtr(e.RestartStorm)
-	e.RollingUpdate = clonePtr(e.RollingUpdate)
-	e.ConfigChange = clonePtr(e.ConfigChange)
-	e.OperatorScale = clonePtr(e.OperatorScale)
-	e.ControllerOff = clonePtr(e.ControllerOff)
-	e.ReplicaKill = clonePtr(e.ReplicaKill)
-	e.StoreOutage = clonePtr(e.StoreOutage)
-	e.NodeAdd = clonePtr(e.NodeAdd)
-	e.APIRestart = clonePtr(e.APIRestart)
-	return e
-}
-
-func clonePtr[T any](p *T) *T {
-	if p == nil {
-		return nil
+	v := reflect.ValueOf(&e).Elem()
+	for i := 1; i < v.NumField(); i++ {
+		if f := v.Field(i); !f.IsNil() {
+			copied := reflect.New(f.Type().Elem())
+			copied.Elem().Set(f.Elem())
+			f.Set(copied)
+		}
 	}
-	v := *p
-	return &v
+	return e
 }

@@ -1,5 +1,7 @@
 package scenario
 
+import "reflect"
+
 // APIVersion is the only scenario schema version this package reads.
 const APIVersion = "churnlab/v1"
 
@@ -104,6 +106,18 @@ type Config struct {
 	Hunts     int   `yaml:"hunts"`     // hunt instances; a pod needs only its hunt's fragment
 }
 
+// PeakPods is the most game pods the scenario asks for at once: its
+// starting count or its largest autoscale target.
+func (s *Scenario) PeakPods() int {
+	peak := s.Cluster.Pods
+	for _, e := range s.Events {
+		if e.Autoscale != nil {
+			peak = max(peak, e.Autoscale.To)
+		}
+	}
+	return peak
+}
+
 // FragmentSize is the config one hunt needs: what the reference service
 // streams to a pod.
 func (c Config) FragmentSize() Bytes { return c.TotalSize / Bytes(c.Hunts) }
@@ -115,10 +129,14 @@ type Baseline struct {
 	ReconcileInterval    Duration `yaml:"reconcileInterval"`    // full reconcile of each pod this often
 	APICallsPerReconcile int      `yaml:"apiCallsPerReconcile"` // GET pod, LIST configs, PATCH status, ...
 	ReloadParallelism    int      `yaml:"reloadParallelism"`    // a reload's GETs in flight at once
-	ClientQPS            Rate     `yaml:"clientQPS"`            // client-side rate limit per replica
-	ClientBurst          int      `yaml:"clientBurst"`
-	PriorityLevel        string   `yaml:"priorityLevel"` // the APF level its requests land in
-	Gzip                 bool     `yaml:"gzip"`          // compress the bundle; cold pods pay to decompress
+	// Workers bounds a replica's reconciles at once (controller-runtime's
+	// MaxConcurrentReconciles; the live operator's --workers); 0 runs a
+	// loop per pod, as the 2023 operator did.
+	Workers       int    `yaml:"workers"`
+	ClientQPS     Rate   `yaml:"clientQPS"` // client-side rate limit per replica
+	ClientBurst   int    `yaml:"clientBurst"`
+	PriorityLevel string `yaml:"priorityLevel"` // the APF level its requests land in
+	Gzip          bool   `yaml:"gzip"`          // compress the bundle; cold pods pay to decompress
 	// Delivery is how pods get config: operator (the operator sends the
 	// bundle, F4) or configMap (Helm renders each pod's config into one
 	// shared ConfigMap, which the kubelet mounts, T6).
@@ -244,31 +262,49 @@ type APIRestart struct {
 }
 
 // Name returns the key of the event's action as written in the file, for
-// messages and reports.
+// messages and reports; "" if none is set.
 func (e Event) Name() string {
-	switch {
-	case e.Autoscale != nil:
-		return "autoscale"
-	case e.RestartStorm != nil:
-		return "restartStorm"
-	case e.RollingUpdate != nil:
-		return "rollingUpdate"
-	case e.ConfigChange != nil:
-		return "configChange"
-	case e.OperatorScale != nil:
-		return "operatorScale"
-	case e.ControllerOff != nil:
-		return "controllerOff"
-	case e.ReplicaKill != nil:
-		return "replicaKill"
-	case e.StoreOutage != nil:
-		return "storeOutage"
-	case e.NodeAdd != nil:
-		return "nodeAdd"
-	case e.APIRestart != nil:
-		return "apiServerRestart"
+	if i := e.action(); i >= 0 {
+		return eventType.Field(i).Tag.Get("yaml")
 	}
 	return ""
+}
+
+// The fields of Event after At are its actions, one per kind of event: a
+// new kind is a field there, a type with a check method, and its
+// handling by the sim and the live runner. Name, clone and Validate find
+// the kinds here.
+var eventType = reflect.TypeFor[Event]()
+
+// eventKinds lists the keys of every kind of event, in field order.
+func eventKinds() []string {
+	var names []string
+	for i := 1; i < eventType.NumField(); i++ {
+		names = append(names, eventType.Field(i).Tag.Get("yaml"))
+	}
+	return names
+}
+
+// action returns the index of the first action field set, or -1.
+func (e Event) action() int {
+	v := reflect.ValueOf(e)
+	for i := 1; i < v.NumField(); i++ {
+		if !v.Field(i).IsNil() {
+			return i
+		}
+	}
+	return -1
+}
+
+// actions counts the action fields set; a valid event has one.
+func (e Event) actions() int {
+	n, v := 0, reflect.ValueOf(e)
+	for i := 1; i < v.NumField(); i++ {
+		if !v.Field(i).IsNil() {
+			n++
+		}
+	}
+	return n
 }
 
 // Live describes the live run on one machine.
