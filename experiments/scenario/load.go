@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"math"
@@ -23,7 +24,11 @@ func ParseFS(fsys fs.FS, name string, sets ...Set) (*Scenario, error) {
 	file := files.show(name)
 	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
-		return nil, fmt.Errorf("scenario: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // named below as the user knows the file
+		}
+		return nil, fmt.Errorf("scenario: open %s: %w", file, err)
 	}
 	return parse(files, file, data, sets)
 }
