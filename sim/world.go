@@ -98,16 +98,11 @@ func (w *World) Steps() uint64 { return w.eng.Steps() }
 func Unmodelled(sc *scenario.Scenario) []string {
 	var out []string
 	for i, e := range sc.Events {
-		if !modelledEvents[e.Name()] {
+		if eventHandlers[e.Name()] == nil {
 			out = append(out, fmt.Sprintf("events[%d] %s at %s", i, e.Name(), e.At))
 		}
 	}
 	return out
-}
-
-var modelledEvents = map[string]bool{
-	"autoscale": true, "restartStorm": true, "rollingUpdate": true, "configChange": true,
-	"operatorScale": true, "controllerOff": true, "nodeAdd": true, "apiServerRestart": true,
 }
 
 // churn plays the scenario's timeline against the cluster and the
@@ -126,17 +121,22 @@ func newChurn(w *World) *churn {
 
 func (c *churn) schedule() {
 	for i, e := range c.events {
-		if modelledEvents[e.Name()] {
+		if eventHandlers[e.Name()] != nil {
 			c.w.eng.At(Time(e.At), c.fire, int64(i))
 		}
 	}
 }
 
 func (c *churn) fire(now Time, i int64) {
-	cl := c.w.cluster
 	e := c.events[i]
-	switch {
-	case e.Autoscale != nil:
+	eventHandlers[e.Name()](c, now, e)
+}
+
+// eventHandlers plays each kind of timeline event this model set covers,
+// by its name in the file; Unmodelled names the others.
+var eventHandlers = map[string]func(c *churn, now Time, e scenario.Event){
+	"autoscale": func(c *churn, now Time, e scenario.Event) {
+		cl := c.w.cluster
 		from, to := cl.desired, e.Autoscale.To
 		steps := max(from-to, to-from)
 		if steps == 0 || e.Autoscale.Over == 0 {
@@ -148,7 +148,9 @@ func (c *churn) fire(now Time, i int64) {
 			at := now + Time(e.Autoscale.Over)*Time(s)/Time(steps)
 			c.w.eng.At(at, func(t Time, _ int64) { cl.scaleTo(t, replicas) }, 0)
 		}
-	case e.RestartStorm != nil:
+	},
+	"restartStorm": func(c *churn, now Time, e scenario.Event) {
+		cl := c.w.cluster
 		n := int(float64(len(cl.pods))*e.RestartStorm.Fraction + 0.5)
 		order := c.rng.Perm(len(cl.pods))
 		for k := range n {
@@ -159,34 +161,40 @@ func (c *churn) fire(now Time, i int64) {
 			}
 			c.w.eng.At(at, cl.restart, int64(victim.id))
 		}
-	case e.RollingUpdate != nil:
-		ru := e.RollingUpdate
+	},
+	"rollingUpdate": func(c *churn, now Time, e scenario.Event) {
+		cl, ru := c.w.cluster, e.RollingUpdate
 		cl.startRollout(now, ru.MaxSurge.Of(cl.desired, true), ru.MaxUnavailable.Of(cl.desired, false))
-	case e.ConfigChange != nil:
+	},
+	"configChange": func(c *churn, now Time, e scenario.Event) {
 		order := c.rng.Perm(c.w.sc.Config.Hunts)
 		c.w.delivery.change(now, order[:e.ConfigChange.Hunts])
 		c.w.controllers.configChanged(now)
-	case e.NodeAdd != nil:
+	},
+	"operatorScale": func(c *churn, now Time, e scenario.Event) {
+		if b, ok := c.w.delivery.(*bundleDelivery); ok {
+			b.op.scale(now, e.OperatorScale.Replicas)
+		}
+	},
+	"controllerOff": func(c *churn, now Time, e scenario.Event) {
+		if b, ok := c.w.delivery.(*bundleDelivery); ok {
+			b.op.controller = false
+			c.w.eng.At(now+Time(e.ControllerOff.For), func(Time, int64) { b.op.controller = true }, 0)
+		}
+	},
+	"nodeAdd": func(c *churn, now Time, e scenario.Event) {
 		n := e.NodeAdd.Nodes
 		for k := range n {
 			at := now
 			if n > 1 {
 				at += Time(e.NodeAdd.Over) * Time(k) / Time(n-1)
 			}
-			c.w.eng.At(at, func(t Time, _ int64) { cl.addNode(t) }, 0)
+			c.w.eng.At(at, func(t Time, _ int64) { c.w.cluster.addNode(t) }, 0)
 		}
-	case e.APIRestart != nil:
+	},
+	"apiServerRestart": func(c *churn, now Time, e scenario.Event) {
 		c.w.api.restart(now, Time(e.APIRestart.For))
-	case e.OperatorScale != nil:
-		if b, ok := c.w.delivery.(*bundleDelivery); ok {
-			b.op.scale(now, e.OperatorScale.Replicas)
-		}
-	case e.ControllerOff != nil:
-		if b, ok := c.w.delivery.(*bundleDelivery); ok {
-			b.op.controller = false
-			c.w.eng.At(now+Time(e.ControllerOff.For), func(Time, int64) { b.op.controller = true }, 0)
-		}
-	}
+	},
 }
 
 // dur converts virtual time to the offset the recorder keys windows by.
