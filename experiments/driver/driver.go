@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -317,9 +318,13 @@ func resourceOf(name string) (resource, error) {
 	return resource{schema.GroupVersionResource{Group: group, Version: "v1", Resource: plural}, true}, nil
 }
 
-// clientFor is a dynamic client of c's identity, recording each request.
+// clientFor is a dynamic client of c's identity, recording each request,
+// with a connection of its own, as a replica in its own process has
+// (client-go shares one between configs of the same TLS settings, and
+// does not when a config sets a proxy function).
 func (d *Driver) clientFor(c *controller) (dynamic.Interface, error) {
 	cfg := rest.CopyConfig(c.config)
+	cfg.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return &recordingTransport{next: rt, record: d.opts.Record, controller: c.spec.Name, level: c.level}
 	})

