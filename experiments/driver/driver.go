@@ -262,13 +262,14 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func (d *Driver) jitter(max scenario.Duration) time.Duration {
-	if max <= 0 {
+// jitter is a random shift of a timer, below upTo.
+func (d *Driver) jitter(upTo scenario.Duration) time.Duration {
+	if upTo <= 0 {
 		return 0
 	}
 	d.rngMu.Lock()
 	defer d.rngMu.Unlock()
-	return time.Duration(d.rng.Int64N(int64(max)))
+	return time.Duration(d.rng.Int64N(int64(upTo)))
 }
 
 // recordingTransport reports each request's latency and 429s.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
@@ -219,8 +220,8 @@ func (r *replica) request(ctx context.Context, k key, q scenario.Request) error 
 		case "patch":
 			_, err = in.Patch(ctx, name, types.MergePatchType, r.tick(), metav1.PatchOptions{})
 		case "update":
-			var obj, _ = in.Get(ctx, name, metav1.GetOptions{})
-			if obj != nil {
+			var obj *unstructured.Unstructured
+			if obj, err = in.Get(ctx, name, metav1.GetOptions{}); err == nil {
 				obj.SetAnnotations(map[string]string{tickAnnotation: fmt.Sprint(r.nextTick())})
 				_, err = in.Update(ctx, obj, metav1.UpdateOptions{})
 			}

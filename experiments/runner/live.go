@@ -409,7 +409,12 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	churn := &liveChurn{run: l, system: system, pods: pods, controllers: controllers}
 	if controllers != nil {
 		running.Add(1)
-		go func() { defer running.Done(); controllers.Run(runCtx) }() //nolint:errcheck // its errors are noted
+		go func() {
+			defer running.Done()
+			if err := controllers.Run(runCtx); err != nil && runCtx.Err() == nil {
+				l.notef("controllers stopped: %v", err)
+			}
+		}()
 	}
 	running.Add(2)
 	go func() { defer running.Done(); churn.play(runCtx) }()
