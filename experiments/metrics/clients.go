@@ -3,6 +3,7 @@ package metrics
 import (
 	"bufio"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -16,6 +17,7 @@ type apiTally struct {
 	requests, throttled int64
 	latency, wait       *hdrhistogram.Histogram
 	seatsPeak           int
+	seatsMeasured       bool
 }
 
 func newAPITally() *apiTally {
@@ -81,10 +83,43 @@ func (r *Recorder) APIClientLatency(client, level string, latency time.Duration)
 	_ = tally(&r.levels, level).latency.RecordValue(micros(latency))
 }
 
+// LevelWaits records the queue waits of level that the API server's
+// histogram b (in seconds) counted. Within a bucket the waits are spread
+// evenly, as Prometheus's histogram_quantile assumes; those above the
+// last finite bound are put at it.
+func (r *Recorder) LevelWaits(level string, b Buckets) {
+	wait := tally(&r.levels, level).wait
+	lower, below := 0.0, 0.0
+	for i, upper := range b.Upper {
+		n := int64(b.Cumulative[i] - below)
+		below = b.Cumulative[i]
+		if math.IsInf(upper, 1) {
+			if i > 0 && n > 0 {
+				_ = wait.RecordValues(micros(seconds(lower)), n)
+			}
+			break
+		}
+		// At most bucketPoints points a bucket, each holding its share.
+		const bucketPoints = 100
+		points := min(n, bucketPoints)
+		for j := range points {
+			share := n / points
+			if j < n%points {
+				share++
+			}
+			at := lower + (upper-lower)*(float64(j)+0.5)/float64(points)
+			_ = wait.RecordValues(micros(seconds(at)), share)
+		}
+		lower = upper
+	}
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
 // LevelSeats records that level had seats in use at time at.
 func (r *Recorder) LevelSeats(at time.Duration, level string, seats int) {
 	l := tally(&r.levels, level)
-	l.seatsPeak = max(l.seatsPeak, seats)
+	l.seatsPeak, l.seatsMeasured = max(l.seatsPeak, seats), true
 	lw := r.levelAt(at, level)
 	lw.seatsPeak = max(lw.seatsPeak, seats)
 }
@@ -101,7 +136,7 @@ type APIStats struct {
 func (t *apiTally) stats(level bool) APIStats {
 	s := APIStats{Requests: ptr(t.requests), Throttled429: ptr(t.throttled),
 		P99Ms: quantileMs(t.latency, 99), QueueWaitP99Ms: quantileMs(t.wait, 99)}
-	if level {
+	if level && t.seatsMeasured {
 		s.SeatsPeak = ptr(int64(t.seatsPeak))
 	}
 	return s

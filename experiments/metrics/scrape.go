@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -103,3 +104,69 @@ func (l *ScrapeLog) Add(t time.Duration, source string, f Families, prefix strin
 
 // Bytes returns the CSV so far.
 func (l *ScrapeLog) Bytes() []byte { return l.buf.Bytes() }
+
+// Buckets is a Prometheus histogram's buckets: the cumulative count of
+// observations at or below each upper bound, bounds ascending, the last
+// +Inf.
+type Buckets struct {
+	Upper, Cumulative []float64
+}
+
+// Histogram adds up the histogram samples of the family name whose labels
+// include every pair in match. Samples with other bucket bounds than the
+// first are left out: one family has one set of bounds.
+func (f Families) Histogram(name string, match map[string]string) Buckets {
+	var b Buckets
+	for _, m := range f[name].GetMetric() {
+		h := m.GetHistogram()
+		if h == nil || !matches(m, match) {
+			continue
+		}
+		var upper, cumulative []float64
+		for _, bk := range h.GetBucket() {
+			if !math.IsInf(bk.GetUpperBound(), 1) {
+				upper = append(upper, bk.GetUpperBound())
+				cumulative = append(cumulative, float64(bk.GetCumulativeCount()))
+			}
+		}
+		upper = append(upper, math.Inf(1))
+		cumulative = append(cumulative, float64(h.GetSampleCount()))
+		if b.Upper == nil {
+			b = Buckets{Upper: upper, Cumulative: make([]float64, len(upper))}
+		}
+		if !slices.Equal(upper, b.Upper) {
+			continue
+		}
+		for i, c := range cumulative {
+			b.Cumulative[i] += c
+		}
+	}
+	return b
+}
+
+// Since returns the observations b holds that earlier, a scrape of the
+// same histogram before it, did not.
+func (b Buckets) Since(earlier Buckets) Buckets {
+	out := Buckets{Upper: b.Upper, Cumulative: slices.Clone(b.Cumulative)}
+	if slices.Equal(b.Upper, earlier.Upper) {
+		for i := range out.Cumulative {
+			out.Cumulative[i] -= earlier.Cumulative[i]
+		}
+	}
+	return out
+}
+
+// LabelValues lists the values the label takes in the family name,
+// sorted, each once.
+func (f Families) LabelValues(name, label string) []string {
+	var out []string
+	for _, m := range f[name].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == label && !slices.Contains(out, l.GetValue()) {
+				out = append(out, l.GetValue())
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -39,7 +39,12 @@ type Summary struct {
 	// Controllers and PriorityLevels are keyed by name: every API client
 	// the run played (its declared controllers, the baseline operator,
 	// the pods' own clients) and every APF priority level a request
-	// landed in. Null where not measured.
+	// landed in. Null where not measured. Live, they count the declared
+	// controllers' requests as the driver saw them, and a level's queue
+	// waits and seats are kube-apiserver's own (its
+	// apiserver_flowcontrol_request_wait_duration_seconds, and the peak
+	// of apiserver_flowcontrol_current_executing_seats scraped each
+	// second), of every client in the level.
 	Controllers    map[string]APIStats `json:"controllers"`
 	PriorityLevels map[string]APIStats `json:"priority_levels"`
 }

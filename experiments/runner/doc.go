@@ -16,7 +16,8 @@
 //     realizes pods as workers (package pod) behind a health-checked
 //     balancer under vegeta load (package load),
 //     plays the timeline against the Kubernetes API (live_churn.go),
-//     scrapes the API server and etcd every second, and writes the same
+//     scrapes the API server and etcd every second (the controllers'
+//     priority levels' seats and queue waits too), and writes the same
 //     files under <out>/<scenario>/<target>/<system>/, plus vegeta.bin
 //     (vegeta's raw results), scrapes.csv (every endpoint's counters,
 //     second by second) and notes.txt (what the run skipped, and why).

@@ -441,6 +441,10 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	if err := rec.WriteTimeseries(&series); err != nil {
 		return out, err
 	}
+	var levelSeries bytes.Buffer
+	if err := rec.WriteLevelSeries(&levelSeries); err != nil {
+		return out, err
+	}
 	var vegetaReport bytes.Buffer
 	if err := load.Report(bytes.NewReader(raw.Bytes()), &vegetaReport); err != nil {
 		return out, err
@@ -452,6 +456,7 @@ func (l *liveRun) run(parent context.Context) (out LiveOutput, err error) {
 	files := []resultFile{
 		{"summary.json", summaryJSON.Bytes()},
 		{"timeseries.csv", series.Bytes()},
+		{"priority-levels.csv", levelSeries.Bytes()},
 		{"vegeta.bin", raw.Bytes()},
 		{"vegeta.txt", vegetaReport.Bytes()},
 		{"scrapes.csv", l.scrapes.Bytes()},
@@ -542,6 +547,11 @@ func (l *liveRun) sample(ctx context.Context, system liveSystem, pods gamePods, 
 	var lastEgress int64
 	var lastT time.Duration // of the last sample: ticks can come late
 	var lastAPI, last429, lastLeader float64
+	levels := flowControl{follow: map[string]bool{}}
+	for _, c := range l.sc.Controllers {
+		name, _ := l.sc.LevelOf(c)
+		levels.follow[name] = true
+	}
 	scrapeFailed := onceEach{note: func(what string, err error) {
 		l.notef("scraping %s failed (first failure; the run goes on): %v", what, err)
 	}}
@@ -564,11 +574,13 @@ func (l *liveRun) sample(ctx context.Context, system liveSystem, pods gamePods, 
 		lastEgress, lastT = egress, t
 		var api, n429, leader float64
 		apiOK, etcdOK := false, false
+		var levelsNow func(*metrics.Recorder)
 		if fams, err := metrics.Scrape(ctx, apiClient, l.cluster.Admin.Host+"/metrics"); err == nil {
 			l.scrapes.Add(t, "kube-apiserver", fams, "apiserver_flowcontrol_", level)
 			n429 = fams.Sum("apiserver_flowcontrol_rejected_requests_total", level)
 			api = fams.Sum("apiserver_flowcontrol_dispatched_requests_total", level) + n429
 			apiOK = true
+			levelsNow = levels.scraped(t, fams, first)
 		} else if ctx.Err() == nil {
 			scrapeFailed.report("kube-apiserver", err)
 		}
@@ -602,6 +614,9 @@ func (l *liveRun) sample(ctx context.Context, system liveSystem, pods gamePods, 
 			if countEtcd {
 				r.Elections(t, leaderDelta)
 			}
+			if levelsNow != nil {
+				levelsNow(r)
+			}
 		})
 		if apiOK {
 			lastAPI, last429 = api, n429
@@ -612,6 +627,58 @@ func (l *liveRun) sample(ctx context.Context, system liveSystem, pods gamePods, 
 		if i%10 == 0 && !first {
 			l.stepAt(stepRun, t, fmt.Sprintf(": %s of %s, pods %d (%d with config, %d in rotation), egress %.1f MB/s, operator API requests %.0f (429: %.0f)",
 				t.Truncate(time.Second), l.sc.Duration, total, ready, lb.InRotation(), delta/1e6, api, n429))
+		}
+	}
+}
+
+// flowControl follows kube-apiserver's API Priority and Fairness in the
+// priority levels of the scenario's controllers, from its metrics: the
+// seats each level has executing at each scrape, and the queue waits its
+// histogram counted between scrapes (of every client in the level).
+type flowControl struct {
+	follow map[string]bool
+	waits  map[string]metrics.Buckets // each level's at the last scrape
+}
+
+const (
+	seatsMetric = "apiserver_flowcontrol_current_executing_seats"
+	waitsMetric = "apiserver_flowcontrol_request_wait_duration_seconds"
+)
+
+// scraped takes one scrape at t and returns what to record of it. The
+// first scrape only sets the starting point of the waits: those before
+// time zero are the setup's.
+func (fc *flowControl) scraped(t time.Duration, fams metrics.Families, first bool) func(*metrics.Recorder) {
+	seats := map[string]int{}
+	for _, level := range fams.LabelValues(seatsMetric, "priority_level") {
+		if !fc.follow[level] {
+			continue
+		}
+		seats[level] = int(fams.Sum(seatsMetric, map[string]string{"priority_level": level}))
+	}
+	waits := map[string]metrics.Buckets{}
+	for _, level := range fams.LabelValues(waitsMetric, "priority_level") {
+		if !fc.follow[level] {
+			continue
+		}
+		now := fams.Histogram(waitsMetric, map[string]string{"priority_level": level})
+		if !first {
+			waits[level] = now.Since(fc.waits[level])
+		}
+		if fc.waits == nil {
+			fc.waits = map[string]metrics.Buckets{}
+		}
+		fc.waits[level] = now
+	}
+	return func(r *metrics.Recorder) {
+		if first {
+			return
+		}
+		for level, n := range seats {
+			r.LevelSeats(t, level, n)
+		}
+		for level, b := range waits {
+			r.LevelWaits(level, b)
 		}
 	}
 }

@@ -290,3 +290,54 @@ func TestLiveRollingUpdateWaitsForConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveControllersInTheirPriorityLevels plays the APF experiment's
+// first 40 s: the driver's controllers against the real API server, whose
+// flow-control metrics give each of their levels its seats and queue
+// waits, written into summary.json and priority-levels.csv.
+func TestLiveControllersInTheirPriorityLevels(t *testing.T) {
+	target, tmp := liveTarget(t)
+	out := t.TempDir()
+	sc, err := scenariofile.Load("../scenarios/apf-levels.yaml", scenario.Set{Path: "live.duration", Value: "40s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := RunLive(context.Background(), sc, LiveOptions{Target: target, OutDir: out, Systems: []sim.System{sim.Reference}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCleanedUp(t, tmp)
+	s := writtenSummary(t, outs[0].Dir)
+	for name, level := range map[string]string{"sidecar": "agents", "kubelet": "node-high", "config-operator": "workload-high"} {
+		c, ok := s.Controllers[name]
+		if !ok || *c.Requests == 0 {
+			t.Errorf("controller %s made no requests the driver saw: %+v", name, c)
+		}
+		l, ok := s.PriorityLevels[level]
+		switch {
+		case !ok:
+			t.Errorf("no priority level %s in summary.json", level)
+		case l.SeatsPeak == nil:
+			t.Errorf("level %s: seats never scraped", level)
+		// The sidecars' level is full all along: a scrape a second sees
+		// its seats in use. The others' requests take milliseconds.
+		case level == "agents" && *l.SeatsPeak < 1:
+			t.Errorf("level agents: seats peak 0, want its seats scraped in use")
+		case l.QueueWaitP99Ms == nil:
+			t.Errorf("level %s: no queue waits from the API server's histogram", level)
+		default:
+			t.Logf("level %s: %d requests, %d 429s, p99 %.1f ms, queue wait p99 %.2f ms, seats peak %d",
+				level, *l.Requests, *l.Throttled429, *l.P99Ms, *l.QueueWaitP99Ms, *l.SeatsPeak)
+		}
+	}
+	if _, ok := s.PriorityLevels["exempt"]; ok {
+		t.Errorf("level exempt is in summary.json: only the controllers' levels are followed")
+	}
+	levels, err := os.ReadFile(filepath.Join(outs[0].Dir, "priority-levels.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(levels, []byte(",agents,")) {
+		t.Errorf("priority-levels.csv has no row for agents:\n%s", levels)
+	}
+}
