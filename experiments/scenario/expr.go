@@ -121,34 +121,23 @@ func (p *exprParser) space() {
 	}
 }
 
-func (p *exprParser) expr() (exprNode, error) {
-	l, err := p.term()
-	for err == nil {
-		p.space()
-		if p.pos == len(p.in) || (p.in[p.pos] != '+' && p.in[p.pos] != '-') {
-			return l, nil
-		}
-		op := p.in[p.pos]
-		p.pos++
-		var r exprNode
-		if r, err = p.term(); err == nil {
-			l = exprOp{op, l, r}
-		}
-	}
-	return nil, err
-}
+func (p *exprParser) expr() (exprNode, error) { return p.binary("+-", p.term) }
 
-func (p *exprParser) term() (exprNode, error) {
-	l, err := p.factor()
+func (p *exprParser) term() (exprNode, error) { return p.binary("*/", p.factor) }
+
+// binary parses operand { op operand } for the operators in ops, left
+// to right.
+func (p *exprParser) binary(ops string, operand func() (exprNode, error)) (exprNode, error) {
+	l, err := operand()
 	for err == nil {
 		p.space()
-		if p.pos == len(p.in) || (p.in[p.pos] != '*' && p.in[p.pos] != '/') {
+		if p.pos == len(p.in) || !strings.ContainsRune(ops, rune(p.in[p.pos])) {
 			return l, nil
 		}
 		op := p.in[p.pos]
 		p.pos++
 		var r exprNode
-		if r, err = p.factor(); err == nil {
+		if r, err = operand(); err == nil {
 			if n, ok := r.(exprNum); ok && n == 0 && op == '/' {
 				return nil, fmt.Errorf("division by zero at column %d", p.pos)
 			}

@@ -1,7 +1,9 @@
-package scenario
+package scenario_test
 
 import (
 	"errors"
+	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/experiments/scenariofile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +25,7 @@ func TestExtendsMergesMappingsAndReplacesLists(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "base.yaml", header+"metadata: {name: base}\ncluster: {pods: 50, nodes: 5}\nevents:\n- {at: 10s, autoscale: {to: 60}}\n- {at: 20s, configChange: {}}\n")
 	child := writeFile(t, dir, "child.yaml", header+"extends: base.yaml\nmetadata: {name: child}\ncluster: {pods: 70}\nevents:\n- {at: 5s, restartStorm: {fraction: 0.5}}\n")
-	sc, err := Load(child)
+	sc, err := scenariofile.Load(child)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +46,7 @@ func TestExtendsErrors(t *testing.T) {
 		{filepath.Join(dir, "a.yaml"), "cycle"},
 		{missing, "nowhere.yaml"},
 	} {
-		_, err := Load(c.file)
+		_, err := scenariofile.Load(c.file)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "extends") {
 			t.Errorf("Load(%s) = %v, want an error at extends saying %q", filepath.Base(c.file), err, c.want)
 		}
@@ -53,7 +55,7 @@ func TestExtendsErrors(t *testing.T) {
 
 func TestSetsOverrideFields(t *testing.T) {
 	file := writeFile(t, t.TempDir(), "s.yaml", header+"metadata: {name: s}\nevents:\n- {at: 10s, autoscale: {to: 60}}\n")
-	sc, err := Load(file, Set{"baseline.replicas", "12"}, Set{"events[0].at", "30s"}, Set{"model.etcd.fsync", "5ms"})
+	sc, err := scenariofile.Load(file, scenario.Set{"baseline.replicas", "12"}, scenario.Set{"events[0].at", "30s"}, scenario.Set{"model.etcd.fsync", "5ms"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,21 +63,21 @@ func TestSetsOverrideFields(t *testing.T) {
 		t.Errorf("replicas %d, event at %s, fsync %s; want 12, 30s, 5ms", sc.Baseline.Replicas, sc.Events[0].At, sc.Model.Etcd.Fsync)
 	}
 	for _, c := range []struct {
-		set  Set
+		set  scenario.Set
 		want string
 	}{
-		{Set{"baseline.replicaz", "3"}, `unknown field "replicaz"`},
-		{Set{"baseline.replicas", "many"}, "want a whole number"},
-		{Set{"events[3].at", "1s"}, "no item 3"},
-		{Set{"cluster", "3"}, "want a mapping"},
-		{Set{"baseline.replicas", "0"}, "baseline.replicas"},
+		{scenario.Set{"baseline.replicaz", "3"}, `unknown field "replicaz"`},
+		{scenario.Set{"baseline.replicas", "many"}, "want a whole number"},
+		{scenario.Set{"events[3].at", "1s"}, "no item 3"},
+		{scenario.Set{"cluster", "3"}, "want a mapping"},
+		{scenario.Set{"baseline.replicas", "0"}, "baseline.replicas"},
 	} {
-		_, err := Load(file, c.set)
+		_, err := scenariofile.Load(file, c.set)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("set %s=%s: err = %v, want it to say %q", c.set.Path, c.set.Value, err, c.want)
 		}
 	}
-	if _, err := ParseSet("novalue"); err == nil {
+	if _, err := scenario.ParseSet("novalue"); err == nil {
 		t.Error(`ParseSet("novalue") accepted a set without "="`)
 	}
 }
@@ -108,7 +110,7 @@ func TestExtendsErrorsNameTheirFile(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			child := writeFile(t, dir, "child.yaml", c.child)
-			_, err := Load(child)
+			_, err := scenariofile.Load(child)
 			if err == nil {
 				t.Fatal("Load succeeded; want errors")
 			}
@@ -144,7 +146,7 @@ func TestExtendsAbsolutePath(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			child := writeFile(t, childDir, "child.yaml", header+"extends: "+c.extends+"\nmetadata: {name: child}\n")
-			sc, err := Load(child)
+			sc, err := scenariofile.Load(child)
 			if c.want != "" {
 				if err == nil || !strings.Contains(err.Error(), c.want) {
 					t.Errorf("Load = %v; want an error saying %q", err, c.want)
@@ -170,24 +172,24 @@ func TestSetErrorsNameTheSet(t *testing.T) {
 	writeFile(t, dir, "base.yaml", header+"metadata: {name: base}\n\n\n\nworkload:\n  baseLatency: 25ms\nbaseline:\n  replicas: 3\n")
 	child := writeFile(t, dir, "child.yaml", header+"extends: base.yaml\nmetadata: {name: child}\n")
 	cases := []struct {
-		set  Set
+		set  scenario.Set
 		want string // the whole line of the one problem
 	}{
-		{Set{"workload.baseLatency", "abc"}, `--set workload.baseLatency=abc: workload.baseLatency: bad duration "abc" (want e.g. 100ms, 5s, 6m)`},
-		{Set{"baseline.replicas", "0"}, "--set baseline.replicas=0: baseline.replicas: must be between 1 and 1000, got 0"},
-		{Set{"no.such.path", "1"}, `--set no.such.path=1: no: unknown field "no"`},
-		{Set{"baseline.replicaz", "3"}, `--set baseline.replicaz=3: baseline.replicaz: unknown field "replicaz" (did you mean "replicas"?)`},
-		{Set{"events[3].at", "1s"}, "--set events[3].at=1s: events[3].at: events has no item 3"},
-		{Set{"workload", "3"}, "--set workload=3: workload: workload is not a single value"},
+		{scenario.Set{"workload.baseLatency", "abc"}, `--set workload.baseLatency=abc: workload.baseLatency: bad duration "abc" (want e.g. 100ms, 5s, 6m)`},
+		{scenario.Set{"baseline.replicas", "0"}, "--set baseline.replicas=0: baseline.replicas: must be between 1 and 1000, got 0"},
+		{scenario.Set{"no.such.path", "1"}, `--set no.such.path=1: no: unknown field "no"`},
+		{scenario.Set{"baseline.replicaz", "3"}, `--set baseline.replicaz=3: baseline.replicaz: unknown field "replicaz" (did you mean "replicas"?)`},
+		{scenario.Set{"events[3].at", "1s"}, "--set events[3].at=1s: events[3].at: events has no item 3"},
+		{scenario.Set{"workload", "3"}, "--set workload=3: workload: workload is not a single value"},
 	}
 	for _, c := range cases {
 		t.Run(c.set.String(), func(t *testing.T) {
-			_, err := Load(child, c.set)
-			var list *Errors
+			_, err := scenariofile.Load(child, c.set)
+			var list *scenario.Errors
 			if !errors.As(err, &list) || len(list.List) != 1 {
 				t.Fatalf("Load = %v; want one problem", err)
 			}
-			if got := list.List[0]; got.Error() != c.want || got.File != c.set.String() || got.Pos != (Pos{}) {
+			if got := list.List[0]; got.Error() != c.want || got.File != c.set.String() || got.Pos != (scenario.Pos{}) {
 				t.Errorf("got %q (%#v)\nwant %q, from the set and at no line", got.Error(), got, c.want)
 			}
 		})

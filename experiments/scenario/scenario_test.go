@@ -1,8 +1,10 @@
-package scenario
+package scenario_test
 
 import (
 	"errors"
 	"flag"
+	"github.com/churnlab/churnlab/experiments/scenario"
+	"github.com/churnlab/churnlab/experiments/scenariofile"
 	"math"
 	"os"
 	"path/filepath"
@@ -23,7 +25,7 @@ func TestValidFiles(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {
-			s, err := Load(f)
+			s, err := scenariofile.Load(f)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -40,11 +42,11 @@ func TestInvalidFiles(t *testing.T) {
 	files, _ := filepath.Glob("testdata/invalid-*.yaml")
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {
-			s, err := Load(f)
+			s, err := scenariofile.Load(f)
 			if err == nil {
 				t.Fatalf("Load succeeded; want errors (scenario %q)", s.Metadata.Name)
 			}
-			var list *Errors
+			var list *scenario.Errors
 			if !errors.As(err, &list) {
 				t.Fatalf("error is %T, want *Errors: %v", err, err)
 			}
@@ -74,8 +76,8 @@ func TestInvalidFiles(t *testing.T) {
 // TestAcceptanceTyposAndUnit is the acceptance case spelled out:
 // two unknown fields and a bad unit, all three reported with their lines.
 func TestAcceptanceTyposAndUnit(t *testing.T) {
-	_, err := Load("testdata/invalid-unknown-fields-and-unit.yaml")
-	var list *Errors
+	_, err := scenariofile.Load("testdata/invalid-unknown-fields-and-unit.yaml")
+	var list *scenario.Errors
 	if !errors.As(err, &list) {
 		t.Fatalf("want *Errors, got %v", err)
 	}
@@ -100,7 +102,7 @@ func TestAcceptanceTyposAndUnit(t *testing.T) {
 }
 
 func TestDefaultsAreTheIncident(t *testing.T) {
-	s, err := Load("testdata/valid-minimal.yaml")
+	s, err := scenariofile.Load("testdata/valid-minimal.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +131,7 @@ func TestDefaultsAreTheIncident(t *testing.T) {
 }
 
 func TestWrittenZeroIsKept(t *testing.T) {
-	s, err := Parse("zero.yaml", []byte("apiVersion: churnlab/v1\nkind: Scenario\nmetadata: {name: z}\nreference: {debounce: 0s}\nbaseline: {controller: false}\n"))
+	s, err := scenario.Parse("zero.yaml", []byte("apiVersion: churnlab/v1\nkind: Scenario\nmetadata: {name: z}\nreference: {debounce: 0s}\nbaseline: {controller: false}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,107 +140,31 @@ func TestWrittenZeroIsKept(t *testing.T) {
 	}
 }
 
-func TestUnits(t *testing.T) {
-	happy := []struct {
-		in   string
-		into unitValue
-		want float64
-	}{
-		{"2MB", new(Bytes), 2e6},                // decimal
-		{"1MiB", new(Bytes), 1 << 20},           // binary
-		{"1.5MiB", new(Bytes), 1.5 * (1 << 20)}, // fractional
-		{"450KB", new(Bytes), 450e3},
-		{"512B", new(Bytes), 512},
-		{"1Gbps", new(Bandwidth), 125e6},   // bits
-		{"120MB/s", new(Bandwidth), 120e6}, // bytes
-		{"85k/s", new(Rate), 85e3},
-		{"600/min", new(Rate), 10},
-		{"1.2M/s", new(Rate), 1.2e6},
-		{"250k", new(Count), 250e3},
-		{"180", new(Count), 180},
-		{"5s", new(Duration), 5e9},
-		{"1m30s", new(Duration), 90e9},
-	}
-	for _, c := range happy {
-		if err := c.into.parseUnit(c.in); err != nil {
-			t.Errorf("%q: %v", c.in, err)
-			continue
-		}
-		if got := numeric(c.into); math.Abs(got-c.want) > 1e-9*c.want {
-			t.Errorf("%q = %v, want %v", c.in, got, c.want)
-		}
-	}
-	sad := []struct {
-		in   string
-		into unitValue
-	}{
-		{"2", new(Bytes)},           // no unit
-		{"2XB", new(Bytes)},         // unknown unit
-		{"-2MB", new(Bytes)},        // negative
-		{"1e3MB", new(Bytes)},       // exponent
-		{"0x10MB", new(Bytes)},      // hex
-		{".MB", new(Bytes)},         // no digits
-		{"1Gbs", new(Bandwidth)},    // typo
-		{"NaNMB/s", new(Bandwidth)}, // not a number
-		{"85k", new(Rate)},          // no per-second
-		{"2.5", new(Count)},         // fraction of a thing
-		{"5", new(Duration)},        // no unit
-		{"-1s", new(Duration)},      // negative
-		{"150%", new(IntOrPercent)}, // above 100%
-		{"-1", new(IntOrPercent)},   // negative
-	}
-	for _, c := range sad {
-		if err := c.into.parseUnit(c.in); err == nil {
-			t.Errorf("%q parsed as %v; want an error", c.in, numeric(c.into))
-		} else if !strings.Contains(err.Error(), c.in) {
-			t.Errorf("%q: error %q does not quote the input", c.in, err)
-		}
-	}
-}
-
-func numeric(u unitValue) float64 {
-	switch v := u.(type) {
-	case *Bytes:
-		return float64(*v)
-	case *Bandwidth:
-		return float64(*v)
-	case *Rate:
-		return float64(*v)
-	case *Count:
-		return float64(*v)
-	case *Duration:
-		return float64(*v)
-	case *IntOrPercent:
-		return float64(v.Value)
-	}
-	panic("unknown unit type")
-}
-
 // TestAtLiveScaleKeepsRatios checks the ratios that decide the outcome:
 // config demand per uplink byte, per-pod load, and API calls per seat.
 func TestAtLiveScaleKeepsRatios(t *testing.T) {
-	full, err := Load("../scenarios/restart-storm.yaml")
+	full, err := scenariofile.Load("../scenarios/restart-storm.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	live := full.AtLiveScale()
 	ratios := []struct {
 		name string
-		of   func(*Scenario) float64
+		of   func(*scenario.Scenario) float64
 	}{
-		{"config bytes of all pods per uplink byte/s", func(s *Scenario) float64 {
+		{"config bytes of all pods per uplink byte/s", func(s *scenario.Scenario) float64 {
 			return float64(s.Cluster.Pods) * float64(s.Config.TotalSize) / s.Cluster.Uplink.BytesPerSecond()
 		}},
-		{"pod utilization", func(s *Scenario) float64 {
+		{"pod utilization", func(s *scenario.Scenario) float64 {
 			return s.Workload.RequestRate.PerSecond() / (float64(s.Cluster.Pods) * s.Workload.PodCapacity.PerSecond())
 		}},
-		{"reconciles per operator QPS", func(s *Scenario) float64 {
+		{"reconciles per operator QPS", func(s *scenario.Scenario) float64 {
 			return float64(s.Cluster.Pods) / s.Baseline.ReconcileInterval.D().Seconds() / s.Baseline.ClientQPS.PerSecond()
 		}},
 		// The operator's token bucket refills its burst in as long (2 s):
 		// an unscaled burst of 100 at 5 QPS would be 20 s of requests up
 		// front, and the first reloads of a storm would finish at once.
-		{"operator burst per QPS (s)", func(s *Scenario) float64 {
+		{"operator burst per QPS (s)", func(s *scenario.Scenario) float64 {
 			return float64(s.Baseline.ClientBurst) / s.Baseline.ClientQPS.PerSecond()
 		}},
 	}
@@ -271,7 +197,7 @@ func TestAtLiveScaleKeepsRatios(t *testing.T) {
 // TestAtLiveScaleBytesAndCut: live.scale.bytes shrinks the config and the
 // uplink together, and events past live.duration are dropped.
 func TestAtLiveScaleBytesAndCut(t *testing.T) {
-	full, err := Load("../scenarios/restart-storm.yaml", Set{"live.scale.bytes", "0.1"}, Set{"live.duration", "200s"})
+	full, err := scenariofile.Load("../scenarios/restart-storm.yaml", scenario.Set{"live.scale.bytes", "0.1"}, scenario.Set{"live.duration", "200s"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,14 +206,14 @@ func TestAtLiveScaleBytesAndCut(t *testing.T) {
 		t.Errorf("config %d bytes at live scale, want 200 KB", live.Config.TotalSize)
 	}
 	// Every pod's bundle at once keeps the uplink as long either way.
-	drain := func(s *Scenario) float64 {
+	drain := func(s *scenario.Scenario) float64 {
 		return float64(s.Cluster.Pods) * float64(s.Config.TotalSize) / s.Cluster.Uplink.BytesPerSecond()
 	}
 	if f, l := drain(full), drain(live); math.Abs(f-l) > 1e-6*f {
 		t.Errorf("all pods' bundles take %gs on the uplink at full scale, %gs at live scale", f, l)
 	}
 	for _, e := range live.Events {
-		if e.At >= 200*Duration(time.Second) {
+		if e.At >= 200*scenario.Duration(time.Second) {
 			t.Errorf("event %s at %s kept past live.duration 200s", e.Name(), e.At)
 		}
 	}
@@ -297,7 +223,7 @@ func TestAtLiveScaleBytesAndCut(t *testing.T) {
 }
 
 func TestLiveDurationBounds(t *testing.T) {
-	_, err := Load("../scenarios/restart-storm.yaml", Set{"live.duration", "20m"})
+	_, err := scenariofile.Load("../scenarios/restart-storm.yaml", scenario.Set{"live.duration", "20m"})
 	if err == nil || !strings.Contains(err.Error(), "live.duration: must be at most the scenario's duration 10m0s, got 20m0s") {
 		t.Errorf("err = %v, want live.duration named with both durations", err)
 	}
@@ -317,14 +243,14 @@ func FuzzParse(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := Parse("fuzz.yaml", data)
+		s, err := scenario.Parse("fuzz.yaml", data)
 		if err == nil {
 			if verr := s.Validate(); verr != nil {
 				t.Fatalf("Parse accepted a scenario that Validate rejects: %v", verr)
 			}
 			return
 		}
-		var list *Errors
+		var list *scenario.Errors
 		if !errors.As(err, &list) || len(list.List) == 0 {
 			t.Fatalf("error is not a non-empty *Errors: %T %v", err, err)
 		}
@@ -352,15 +278,15 @@ func FuzzSet(f *testing.F) {
 		f.Add(seed[0], seed[1])
 	}
 	f.Fuzz(func(t *testing.T, path, value string) {
-		set := Set{Path: path, Value: value}
-		s, err := Parse("fuzz.yaml", base, set)
+		set := scenario.Set{Path: path, Value: value}
+		s, err := scenario.Parse("fuzz.yaml", base, set)
 		if err == nil {
 			if verr := s.Validate(); verr != nil {
 				t.Fatalf("set %q=%q accepted but Validate rejects it: %v", path, value, verr)
 			}
 			return
 		}
-		var list *Errors
+		var list *scenario.Errors
 		if !errors.As(err, &list) || len(list.List) == 0 {
 			t.Fatalf("set %q=%q: error is not a non-empty *Errors: %T %v", path, value, err, err)
 		}
@@ -370,7 +296,7 @@ func FuzzSet(f *testing.F) {
 			if (fe.File != "fuzz.yaml" && fe.File != set.String()) || fe.Msg == "" {
 				t.Fatalf("set %q=%q: problem without file (or --set) or message: %#v", path, value, fe)
 			}
-			if fe.File == set.String() && fe.Pos != (Pos{}) {
+			if fe.File == set.String() && fe.Pos != (scenario.Pos{}) {
 				t.Fatalf("set %q=%q: problem of the --set placed at a line: %#v", path, value, fe)
 			}
 		}
