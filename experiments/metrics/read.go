@@ -124,3 +124,54 @@ func SummaryKeys() []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// LevelSeries is a priority-levels.csv read back: for each priority level,
+// the windows it saw a request or a seat in, in order.
+type LevelSeries map[string]*LevelWindows
+
+// LevelWindows is one level's rows: the window's start (s), requests, 429
+// answers and peak seats in use.
+type LevelWindows struct {
+	T, Requests, Throttled429, SeatsPeak []float64
+}
+
+// ReadLevelSeries reads a priority-levels.csv written by
+// WriteLevelSeries. A header that differs from LevelSeriesColumns, a row
+// of the wrong width or a cell that is not a number is an error naming
+// the line and column.
+func ReadLevelSeries(rd io.Reader) (*LevelSeries, error) {
+	r := csv.NewReader(rd)
+	r.FieldsPerRecord = len(LevelSeriesColumns)
+	header, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("priority-levels.csv: header: %w", err)
+	}
+	if !slices.Equal(header, LevelSeriesColumns) {
+		return nil, fmt.Errorf("priority-levels.csv: header %q, want %q", strings.Join(header, ","), strings.Join(LevelSeriesColumns, ","))
+	}
+	ls := LevelSeries{}
+	for line := 2; ; line++ {
+		row, err := r.Read()
+		if err == io.EOF {
+			return &ls, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("priority-levels.csv: %w", err)
+		}
+		var v [4]float64
+		for i, col := range []int{0, 2, 3, 4} {
+			if v[i], err = strconv.ParseFloat(row[col], 64); err != nil {
+				return nil, fmt.Errorf("priority-levels.csv:%d: column %s: %q is not a number", line, LevelSeriesColumns[col], row[col])
+			}
+		}
+		lw := ls[row[1]]
+		if lw == nil {
+			lw = &LevelWindows{}
+			ls[row[1]] = lw
+		}
+		lw.T = append(lw.T, v[0])
+		lw.Requests = append(lw.Requests, v[1])
+		lw.Throttled429 = append(lw.Throttled429, v[2])
+		lw.SeatsPeak = append(lw.SeatsPeak, v[3])
+	}
+}

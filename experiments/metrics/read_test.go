@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +98,37 @@ func TestSweepRoundTrip(t *testing.T) {
 	} {
 		if _, err := ReadSweep(strings.NewReader(tc.csv)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestLevelSeriesRoundTrip(t *testing.T) {
+	r := NewRecorder()
+	r.APIClientRequest(500*time.Millisecond, "agent", "agents", false)
+	r.APIClientRequest(2500*time.Millisecond, "agent", "agents", true)
+	r.LevelSeats(2600*time.Millisecond, "agents", 3)
+	r.APIClientRequest(2700*time.Millisecond, "kubelet", "node-high", false)
+	var buf bytes.Buffer
+	if err := r.WriteLevelSeries(&buf); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := ReadLevelSeries(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := (*ls)["agents"]
+	if a == nil || !slices.Equal(a.T, []float64{0, 2}) || !slices.Equal(a.Throttled429, []float64{0, 1}) || !slices.Equal(a.SeatsPeak, []float64{0, 3}) {
+		t.Errorf("agents %+v, want windows 0 and 2, one 429 and 3 seats in the second", a)
+	}
+	if n := (*ls)["node-high"]; n == nil || !slices.Equal(n.Requests, []float64{1}) {
+		t.Errorf("node-high %+v, want one request", n)
+	}
+	for _, bad := range []struct{ csv, want string }{
+		{"t_s,level\n", "header"},
+		{strings.Join(LevelSeriesColumns, ",") + "\n0,a,1,x,0\n", "priority-levels.csv:2: column throttled_429: \"x\""},
+	} {
+		if _, err := ReadLevelSeries(strings.NewReader(bad.csv)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("ReadLevelSeries(%q) = %v, want an error with %q", bad.csv, err, bad.want)
 		}
 	}
 }

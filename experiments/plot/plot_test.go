@@ -150,6 +150,27 @@ func writeRun(t *testing.T, dir string, p99 time.Duration, egress float64) {
 	}
 }
 
+// writeLevels writes a priority-levels.csv into dir: two levels, one of
+// them answering 429s.
+func writeLevels(t *testing.T, dir string) {
+	t.Helper()
+	r := metrics.NewRecorder()
+	for s := range 30 {
+		at := time.Duration(s) * time.Second
+		r.APIClientRequest(at, "agent", "agents", s%2 == 0)
+		r.LevelSeats(at, "agents", 3)
+		r.APIClientRequest(at, "kubelet", "node-high", false)
+		r.LevelSeats(at, "node-high", 1)
+	}
+	var buf bytes.Buffer
+	if err := r.WriteLevelSeries(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "priority-levels.csv"), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestResultsDrawsEveryChart: a results directory with a sim run, a sim
 // prediction at live scale and a live run of both systems, and a sweep,
 // gets every chart, each a PNG of the chart size.
@@ -159,6 +180,7 @@ func TestResultsDrawsEveryChart(t *testing.T) {
 		writeRun(t, filepath.Join(dir, mode, "baseline"), 900*time.Millisecond, 2e6)
 		writeRun(t, filepath.Join(dir, mode, "reference"), 40*time.Millisecond, 1e4)
 	}
+	writeLevels(t, filepath.Join(dir, "sim", "baseline"))
 	sweep := "baseline.reconcileInterval,reconciles_per_s,p99_ms,worst_window_p99_ms,throttled_429_per_s,api_p99_ms,success_ratio,egress_peak_MBps,knee\n" +
 		"5s,36,36.8,36.9,0,100,1,0,false\n4s,39.5,36.8,36.9,29.2,2000,1,0,true\n"
 	if err := os.WriteFile(filepath.Join(dir, "sim", "sweep.csv"), []byte(sweep), 0o644); err != nil {
@@ -193,6 +215,7 @@ func TestResultsDrawsEveryChart(t *testing.T) {
 		"local/p99.png", "local/egress.png", "local/api429.png", "local/pods.png", "local/leaderboard.png",
 		"local/sim-vs-live-p99.png", "local/sim-vs-live-egress.png",
 		"sim/p99.png", "sim/egress.png", "sim/api429.png", "sim/pods.png", "sim/leaderboard.png",
+		"sim/levels-429-baseline.png", "sim/levels-seats-baseline.png",
 		"sim-live/p99.png", "sim-live/egress.png", "sim-live/api429.png", "sim-live/pods.png", "sim-live/leaderboard.png",
 		"sim/sweep.png",
 	}
@@ -219,6 +242,13 @@ func TestResultsErrorsNameWhatIsWrong(t *testing.T) {
 	}
 	if _, err := Results(bad, sc); err == nil || !strings.Contains(err.Error(), filepath.Join("sim", "baseline", "timeseries.csv")) {
 		t.Errorf("bad timeseries.csv: %v", err)
+	}
+	writeRun(t, filepath.Join(bad, "sim", "baseline"), time.Second, 1)
+	if err := os.WriteFile(filepath.Join(bad, "sim", "baseline", "priority-levels.csv"), []byte("t_s,level\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Results(bad, sc); err == nil || !strings.Contains(err.Error(), filepath.Join("sim", "baseline", "priority-levels.csv")) {
+		t.Errorf("bad priority-levels.csv: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(bad, "sim", "baseline", "timeseries.csv"), nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/color"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -67,6 +68,17 @@ func Results(dir string, sc *scenario.Scenario) ([]string, error) {
 		for _, c := range modeCharts(name, mode, series, scale.Cluster.Uplink) {
 			if err := write(filepath.Join(dir, mode, c.file), c.Chart); err != nil {
 				return written, err
+			}
+		}
+		for _, sys := range systems {
+			charts, err := levelCharts(dir, name, mode, sys.name)
+			if err != nil {
+				return written, err
+			}
+			for _, c := range charts {
+				if err := write(filepath.Join(dir, mode, c.file), c.Chart); err != nil {
+					return written, err
+				}
 			}
 		}
 		if live := modeLabels[mode]; strings.HasPrefix(live, "live") && slices.Contains(modes, "sim-live") {
@@ -191,6 +203,53 @@ func modeCharts(scenarioName, mode string, series map[string]*metrics.Timeseries
 		{"leaderboard.png", Chart{Title: title("leaderboard staleness"), XLabel: "time", TimeX: true, YLabel: "time since the last update (s)",
 			Lines: lines("leaderboard_staleness_s", 1)}},
 	}
+}
+
+// levelColors are the priority levels' lines' colors, in name order.
+var levelColors = []color.Color{
+	color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+	color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+	color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff}, color.RGBA{R: 0x8c, G: 0x56, B: 0x4b, A: 0xff},
+	color.RGBA{R: 0xe3, G: 0x77, B: 0xc2, A: 0xff}, color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
+}
+
+// levelCharts are one system's API Priority and Fairness charts in one
+// mode, from its priority-levels.csv: each level's 429 answers a second
+// and its peak seats in use. None when the file is missing or has no
+// level.
+func levelCharts(dir, scenarioName, mode, system string) ([]namedChart, error) {
+	ls, err := metrics.ReadFile(filepath.Join(dir, mode, system, "priority-levels.csv"), metrics.ReadLevelSeries)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(*ls) == 0) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	title := func(what string) string {
+		return fmt.Sprintf("%s (%s, %s): %s", scenarioName, modeLabels[mode], system, what)
+	}
+	var throttled, seats []Line
+	for i, level := range slices.Sorted(maps.Keys(*ls)) {
+		lw, c := (*ls)[level], levelColors[i%len(levelColors)]
+		// A window with no row had no request: no 429 either.
+		w := metrics.Window.Seconds()
+		windows := int(lw.T[len(lw.T)-1]/w) + 1
+		x, y := make([]float64, windows), make([]float64, windows)
+		for i := range x {
+			x[i] = float64(i) * w
+		}
+		for j, t := range lw.T {
+			y[int(t/w)] = lw.Throttled429[j] / w
+		}
+		throttled = append(throttled, Line{Name: level, X: x, Y: y, Color: c})
+		seats = append(seats, Line{Name: level, X: lw.T, Y: lw.SeatsPeak, Color: c})
+	}
+	return []namedChart{
+		{"levels-429-" + system + ".png", Chart{Title: title("429 answers per priority level"), XLabel: "time", TimeX: true,
+			YLabel: "429 answers per second", Lines: throttled}},
+		{"levels-seats-" + system + ".png", Chart{Title: title("seats in use per priority level"), XLabel: "time", TimeX: true,
+			YLabel: "peak seats in use in the second", Lines: seats}},
+	}, nil
 }
 
 // simVsLiveCharts set a live mode's p99 and egress against the sim's
