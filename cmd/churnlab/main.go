@@ -190,7 +190,7 @@ func newSimCommand(stdout, stderr io.Writer) *cobra.Command {
 			}
 			var summaries []*metrics.Summary
 			for _, o := range outs {
-				fmt.Fprintf(stdout, "wrote %s/{summary.json,timeseries.csv}\n", o.Dir)
+				fmt.Fprintf(stdout, "wrote %s/{summary.json,timeseries.csv,priority-levels.csv}\n", o.Dir)
 				s, err := metrics.ReadSummary(bytes.NewReader(o.Summary))
 				if err != nil {
 					return err

@@ -115,7 +115,7 @@ everything the run started and writes nothing.`,
 			})
 			var summaries []*metrics.Summary
 			for _, o := range outs {
-				fmt.Fprintf(stdout, "wrote %s/{summary.json,timeseries.csv,vegeta.bin,vegeta.txt,scrapes.csv,notes.txt}\n", o.Dir)
+				fmt.Fprintf(stdout, "wrote %s/{summary.json,timeseries.csv,priority-levels.csv,vegeta.bin,vegeta.txt,scrapes.csv,notes.txt}\n", o.Dir)
 				summaries = append(summaries, o.Summary)
 			}
 			printComparison(stdout, summaries)
