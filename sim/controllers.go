@@ -37,6 +37,11 @@ type controllerKind struct {
 	replicas []*replica
 	byNode   map[int]*replica // perNode
 	byPod    map[int]*replica // perPod
+	paused   bool             // its every triggers skip their firings
+	// bundles, for the baseline operator only, is its bundle delivery:
+	// it follows a pod once the pod's container asks for config, runs
+	// the pod-start reload itself, and hears of each finished trigger.
+	bundles *operator
 }
 
 // watcher is one watch trigger of one replica.
@@ -76,15 +81,22 @@ type cacheKey struct {
 func newControllers(w *World) *controllers {
 	c := &controllers{w: w, rng: w.seed.Stream("controllers"), watchers: map[string][]watcher{}, nodes: w.sc.Cluster.Nodes}
 	for _, spec := range w.sc.Controllers {
-		level, distinguisher := w.sc.LevelOf(spec)
-		flow := spec.Name // one service account: one user, one namespace
-		if distinguisher == "none" {
-			flow = spec.FlowSchema
-		}
-		c.kinds = append(c.kinds, &controllerKind{spec: spec, client: w.api.client(spec.Name, level, flow),
-			byNode: map[int]*replica{}, byPod: map[int]*replica{}})
+		c.declare(spec)
 	}
 	return c
+}
+
+// declare adds a controller; its replicas start with the run.
+func (c *controllers) declare(spec scenario.Controller) *controllerKind {
+	level, distinguisher := c.w.sc.LevelOf(spec)
+	flow := spec.Name // one service account: one user, one namespace
+	if distinguisher == "none" {
+		flow = spec.FlowSchema
+	}
+	k := &controllerKind{spec: spec, client: c.w.api.client(spec.Name, level, flow),
+		byNode: map[int]*replica{}, byPod: map[int]*replica{}}
+	c.kinds = append(c.kinds, k)
+	return k
 }
 
 // start starts every controller's replicas as the run begins.
@@ -130,8 +142,8 @@ func (c *controllers) startReplica(now Time, k *controllerKind, node int, p *pod
 			switch t.Each {
 			case "pod":
 				for _, q := range c.w.cluster.pods {
-					if r.hears(q.node, q) {
-						c.every(now, r, i, int64(q.id))
+					if r.hears(q.node, q) && (k.bundles == nil || q.watched) {
+						c.everyPod(now, r, i, q)
 					}
 				}
 			case "node":
@@ -164,11 +176,30 @@ func (r *replica) hears(node int, p *pod) bool {
 // run begins started at some time before it: its timers' first firing
 // is at a random phase of the interval.
 func (c *controllers) every(now Time, r *replica, i int, object int64) {
-	t := r.kind.spec.Triggers[i]
-	next := now + Time(t.Every)
+	next := now + Time(r.kind.spec.Triggers[i].Every)
 	if now == 0 {
-		next = Time(c.rng.Int64N(int64(t.Every)))
+		next = Time(c.rng.Int64N(int64(r.kind.spec.Triggers[i].Every)))
 	}
+	c.fireEvery(next, r, i, object)
+}
+
+// everyPod fires trigger i of r for pod p each interval, from p's own
+// phase of it (as the loop of a pod that started when the pod did),
+// until r or p is gone.
+func (c *controllers) everyPod(now Time, r *replica, i int, p *pod) {
+	every := Time(r.kind.spec.Triggers[i].Every)
+	next := p.offset(every, Time(c.w.sc.Baseline.ReconcileInterval))
+	if now > next {
+		next += (now - next + every - 1) / every * every
+	}
+	c.fireEvery(next, r, i, int64(p.id))
+}
+
+// fireEvery fires trigger i of r for object at next, shifted by up to the
+// jitter, and again each interval after, until r or the object is gone.
+// While the controller is paused its firings add no work.
+func (c *controllers) fireEvery(next Time, r *replica, i int, object int64) {
+	t := r.kind.spec.Triggers[i]
 	if t.Jitter > 0 {
 		next += Time(c.rng.Int64N(int64(t.Jitter)))
 	}
@@ -176,8 +207,10 @@ func (c *controllers) every(now Time, r *replica, i int, object int64) {
 		if r.gone || (t.Each == "pod" && c.w.cluster.byID[object].phase == podGone) {
 			return
 		}
-		c.add(at, r, workKey{i, object})
-		c.every(at, r, i, object)
+		if !r.kind.paused {
+			c.add(at, r, workKey{i, object})
+		}
+		c.fireEvery(at+Time(t.Every), r, i, object)
 	}, 0)
 }
 
@@ -211,15 +244,20 @@ func (c *controllers) add(now Time, r *replica, key workKey) {
 	}
 }
 
-// work starts reconciles while r has a free worker and a waiting key.
+// work starts reconciles while r has a free worker (any number, with
+// Workers 0) and a waiting key.
 func (c *controllers) work(now Time, r *replica) {
-	for r.busy < r.kind.spec.Workers && len(r.queue) > 0 && !r.gone {
+	workers := r.kind.spec.Workers
+	for (workers == 0 || r.busy < workers) && len(r.queue) > 0 && !r.gone {
 		key := r.queue[0]
 		r.queue = r.queue[1:]
 		delete(r.dirty, key)
 		r.processing[key] = true
 		r.busy++
 		c.reconcile(now, r, key, func(end Time) {
+			if b := r.kind.bundles; b != nil {
+				b.done(now, end, r, key)
+			}
 			r.busy--
 			delete(r.processing, key)
 			if r.dirty[key] {
@@ -230,24 +268,39 @@ func (c *controllers) work(now Time, r *replica) {
 	}
 }
 
-// reconcile makes the requests of key's trigger in order, then calls
-// done.
+// reconcile makes the requests of key's trigger in order, each Repeat
+// times, Parallel of those at once, then calls done.
 func (c *controllers) reconcile(now Time, r *replica, key workKey, done func(Time)) {
 	reqs := r.kind.spec.Triggers[key.trigger].Requests
-	var step func(at Time, i, rep int)
-	step = func(at Time, i, rep int) {
+	var step func(at Time, i int)
+	step = func(at Time, i int) {
 		if i == len(reqs) || r.gone {
 			done(at)
 			return
 		}
 		q := reqs[i]
-		if rep == q.Repeat {
-			step(at, i+1, 0)
-			return
+		queued, inFlight := q.Repeat, 0
+		var next func(t Time)
+		next = func(t Time) {
+			for queued > 0 && inFlight < q.Parallel {
+				queued--
+				inFlight++
+				c.request(t, r, key, i, q, func(t Time) {
+					inFlight--
+					next(t)
+				})
+			}
+			switch {
+			case queued > 0 || inFlight > 0:
+			case r.kind.bundles != nil:
+				r.kind.bundles.answered(t, r, key, i, func(t Time) { step(t, i+1) })
+			default:
+				step(t, i+1)
+			}
 		}
-		c.request(at, r, key, i, q, func(t Time) { step(t, i, rep+1) })
+		next(at)
 	}
-	step(now, 0, 0)
+	step(now, 0)
 }
 
 // request makes one of a trigger's requests. A write of several objects
@@ -323,6 +376,9 @@ func (c *controllers) written(now Time, resource string, node int, object int64)
 // hears it.
 func (c *controllers) fire(now Time, event string, node int, p *pod, object int64) {
 	for _, k := range c.kinds {
+		if event == "podStart" && k.bundles != nil {
+			continue // the bundle delivery runs the operator's pod starts
+		}
 		for i, t := range k.spec.Triggers {
 			if t.On != event {
 				continue
@@ -350,21 +406,45 @@ func (c *controllers) containerStarted(now Time, p *pod) {
 // and the pods' watches hear of it.
 func (c *controllers) podStarted(now Time, p *pod) {
 	for _, k := range c.kinds {
-		if k.spec.PerPod {
-			continue
-		}
-		for i, t := range k.spec.Triggers {
-			if t.Every > 0 && t.Each == "pod" {
-				for _, r := range k.replicas {
-					if !r.gone && r.hears(p.node, p) {
-						c.every(now, r, i, int64(p.id))
-					}
-				}
-			}
+		if !k.spec.PerPod && k.bundles == nil {
+			c.follow(now, k, p)
 		}
 	}
 	c.fire(now, "podStart", p.node, p, int64(p.id))
 	c.written(now, "pods", p.node, int64(p.id))
+}
+
+// follow starts the each-pod timers of k's replicas for p.
+func (c *controllers) follow(now Time, k *controllerKind, p *pod) {
+	for i, t := range k.spec.Triggers {
+		if t.Every > 0 && t.Each == "pod" {
+			for _, r := range k.replicas {
+				if !r.gone && r.hears(p.node, p) {
+					c.everyPod(now, r, i, p)
+				}
+			}
+		}
+	}
+}
+
+// scale sets the number of k's running replicas (replicas: N
+// controllers). Replicas go from the last; a new one starts as at the
+// run's start, with its pods' timers at their own phases.
+func (c *controllers) scale(now Time, k *controllerKind, replicas int) {
+	for len(k.replicas) > replicas {
+		last := k.replicas[len(k.replicas)-1]
+		last.gone = true
+		k.replicas = k.replicas[:len(k.replicas)-1]
+	}
+	for len(k.replicas) < replicas {
+		c.startReplica(now, k, -1, nil)
+	}
+}
+
+// pause stops k's every triggers from adding work for d.
+func (c *controllers) pause(now Time, k *controllerKind, d Time) {
+	k.paused = true
+	c.w.eng.At(now+d, func(Time, int64) { k.paused = false }, 0)
 }
 
 // podDeleted is a game pod gone: its perPod replicas stop.

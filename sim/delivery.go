@@ -54,7 +54,7 @@ type bundleDelivery struct {
 const configMapLimit = 1 << 20
 
 func newBundleDelivery(w *World) *bundleDelivery {
-	d := &bundleDelivery{w: w, op: newOperator(w), size: float64(w.sc.Config.TotalSize),
+	d := &bundleDelivery{w: w, op: newOperator(w, w.sc.Baseline.Delivery == "configMap"), size: float64(w.sc.Config.TotalSize),
 		// Flow schemas service-accounts and system-nodes of the 1.34 defaults.
 		pods:    w.api.client("game-pods", "workload-low", "game-pods"),
 		kubelet: w.api.client("kubelet", "node-high", "kubelet")}
@@ -63,9 +63,6 @@ func newBundleDelivery(w *World) *bundleDelivery {
 		d.decompress = Time(w.sc.Model.Operator.GzipDecompress)
 	}
 	d.op.send = d.send
-	if w.sc.Baseline.Delivery == "configMap" {
-		d.op.scale(0, 0) // Helm replaced the operator
-	}
 	return d
 }
 

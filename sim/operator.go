@@ -2,34 +2,41 @@ package sim
 
 import "github.com/churnlab/churnlab/experiments/scenario"
 
-// operator is the Veltrix-like baseline operator (F4, F9, F11, T2, T3),
-// as the real one in baseline/ behaves. Every replica runs the per-pod
-// reconcile loop for every pod: each interval it lists the config objects
-// (and makes its other calls), through its client's rate limiter, into
-// kube-apiserver. A pod that (re)starts is handled by one replica, which
-// reloads every config object with one GET each, PATCHes the pod's bundle
-// annotation, sends the pod the whole bundle, and so makes a new config
-// generation (F4). A reconcile that finds its pod on an older generation
-// PATCHes and sends it the whole bundle again: during churn, every pod
-// gets the bundle every time it is reconciled (F5, F6). A config change
-// reaches the pods the same way: a replica's LIST finds it and the
-// replica reloads every object, holding its other reconciles meanwhile.
+// operator is the bundle delivery of the Veltrix-like baseline operator
+// (F4, F5, F6, F9, F11). The operator itself is a declared controller,
+// scenario.Operator, which the controllers play as any other: its
+// replicas, rate limits, reconcile loop and reloads are data. What this
+// adds is what no controller declaration says:
+//   - a reload makes a new config generation;
+//   - a pod's container asking for config starts the operator's loop of
+//     the pod, and a reload on the replica the pod's number picks, after
+//     which the operator PATCHes the pod's bundle annotation and sends it
+//     the whole bundle over the uplink (F4);
+//   - a reconcile that finds its pod on an older generation PATCHes and
+//     sends the bundle again: during churn every pod gets the bundle every
+//     time it is reconciled (F5, F6);
+//   - a reconcile whose LIST finds config changed since its replica last
+//     loaded it reloads every object first, and the replica's other
+//     reconciles that find it meanwhile wait for that one reload;
+//   - the first reload that read a config change makes the generation
+//     that carries it, and its arrival at each pod is its propagation.
 type operator struct {
-	w                 *World
-	replicas          []*operatorReplica
-	controller        bool // the reconcile loop runs (T3 switches it off)
-	interval          Time
-	reads             int // reads per reconcile; the first lists every config object
-	writes            int // writes per reconcile
-	objects           int
-	objectSize        float64
-	reloadParallelism int
-	client            *apiClient // the operator's service account, as APF sees it
-	reconciles        []int64    // completed in each second, across replicas
-	generation        int        // of the config the operator holds
-	changes           int        // config changes so far
-	lastChange        configChange
-	send              func(now Time, p *pod, done func(Time)) // sends p its bundle over the uplink
+	w          *World
+	ctl        *controllers
+	kind       *controllerKind
+	objects    int // config objects
+	objectSize float64
+	reconciles []int64 // completed in each second, across replicas
+	generation int     // of the config the operator holds
+	changes    []Time  // when config changed
+	lastChange configChange
+	loaded     map[*replica]int          // the changes each replica's last reload saw
+	waiting    map[*replica][]func(Time) // reconciles waiting for the replica's reload
+	// loading holds, per pod, what to call once a pod-start reload has
+	// sent it the bundle: one reload's push serves every ask waiting when
+	// it ends.
+	loading map[int][]func(Time)
+	send    func(now Time, p *pod, done func(Time)) // sends p its bundle over the uplink
 }
 
 // configChange is the last config change, for measuring its propagation.
@@ -39,147 +46,113 @@ type configChange struct {
 	hunts      []bool
 }
 
-type operatorReplica struct {
-	// With workers set, at most that many of its reconciles run at once;
-	// a pod due meanwhile waits in its work queue, once (as
-	// controller-runtime's MaxConcurrentReconciles and client-go's
-	// workqueue). Zero runs every pod's loop on its own.
-	workers       int
-	busy          int
-	queue         []queuedReconcile
-	limiter       tokenBucket
-	stopped       bool         // scaled away
-	loaded        int          // config changes its last load of the objects saw
-	changeWaiters []func(Time) // its reconciles waiting for its reload of a config change
-}
-
-func newOperator(w *World) *operator {
-	b, m := w.sc.Baseline, w.sc.Model
-	o := &operator{
-		w:                 w,
-		controller:        b.Controller,
-		interval:          Time(b.ReconcileInterval),
-		writes:            m.Operator.WritesPerReconcile,
-		reads:             b.APICallsPerReconcile - m.Operator.WritesPerReconcile,
-		objects:           w.sc.Config.Objects,
-		objectSize:        float64(w.sc.Config.TotalSize) / float64(w.sc.Config.Objects),
-		reloadParallelism: b.ReloadParallelism,
-		client:            w.api.client("veltrix-operator", b.PriorityLevel, "veltrix-operator"),
+// newOperator declares the operator among w's controllers, with no
+// replicas when replaced (T6: Helm renders the config instead).
+func newOperator(w *World, replaced bool) *operator {
+	spec := w.sc.Operator()
+	if replaced {
+		spec.Replicas = 0
 	}
-	o.scale(0, b.Replicas)
+	o := &operator{w: w, ctl: w.controllers, objects: w.sc.Config.Objects,
+		objectSize: float64(w.sc.Config.TotalSize) / float64(w.sc.Config.Objects), loading: map[int][]func(Time){},
+		loaded: map[*replica]int{}, waiting: map[*replica][]func(Time){}}
+	o.kind = w.controllers.declare(spec)
+	o.kind.bundles = o
+	o.kind.paused = !w.sc.Baseline.Controller
 	return o
 }
 
-// scale sets the number of running replicas. A new replica starts the
-// reconcile loop of every existing pod.
-func (o *operator) scale(now Time, replicas int) {
+// live returns the running replicas.
+func (o *operator) live() []*replica { return o.kind.replicas }
+
+// watch starts every replica's reconcile loop of p.
+func (o *operator) watch(now Time, p *pod) { o.ctl.follow(now, o.kind, p) }
+
+// reload has the replica that p's number picks reload every config
+// object, which makes a new generation, and send p the bundle; done is
+// called once p has it. Reloads and reconciles share the replica's rate
+// limiter, in the order they ask for tokens.
+func (o *operator) reload(now Time, p *pod, done func(Time)) {
 	live := o.live()
-	for len(live) > replicas {
-		live[len(live)-1].stopped = true
-		live = live[:len(live)-1]
+	if len(live) == 0 {
+		return // no operator: the pod waits
 	}
-	b := o.w.sc.Baseline
-	for n := len(live); n < replicas; n++ {
-		r := &operatorReplica{workers: b.Workers, limiter: *newTokenBucket(b.ClientQPS, b.ClientBurst, now)}
-		o.replicas = append(o.replicas, r)
-		if now > 0 {
-			for _, p := range o.w.cluster.pods {
-				o.loop(now, r, p)
+	o.loading[p.id] = append(o.loading[p.id], done)
+	o.ctl.add(now, live[p.id%len(live)], workKey{scenario.OperatorReload, int64(p.id)})
+}
+
+// done is the operator's part of a finished trigger of r, begun at
+// start: a reload's new generation, and the bundle for a pod that needs
+// it.
+func (o *operator) done(start, end Time, r *replica, key workKey) {
+	switch key.trigger {
+	case scenario.OperatorReconcile:
+		sec := int(end / Second)
+		for len(o.reconciles) <= sec {
+			o.reconciles = append(o.reconciles, 0)
+		}
+		o.reconciles[sec]++
+		o.sync(end, r, o.w.cluster.byID[key.object])
+	case scenario.OperatorReload:
+		o.reloaded(start, r)
+		p, waiting := o.w.cluster.byID[key.object], o.loading[int(key.object)]
+		if len(waiting) == 0 {
+			return // asked for again meanwhile: an earlier reload's push served it
+		}
+		delete(o.loading, p.id)
+		p.generation = o.generation
+		o.push(end, r, p, func(t Time) {
+			for _, done := range waiting {
+				done(t)
 			}
-		}
-	}
-}
-
-func (o *operator) live() []*operatorReplica {
-	var out []*operatorReplica
-	for _, r := range o.replicas {
-		if !r.stopped {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// watch starts every replica's reconcile loop of a new pod.
-func (o *operator) watch(now Time, p *pod) {
-	for _, r := range o.replicas {
-		if !r.stopped {
-			o.loop(now, r, p)
-		}
-	}
-}
-
-// loop runs r's reconcile of p every interval, at p's offset, until p or
-// r is gone. A reconcile that overruns the interval is followed at once
-// by the next.
-func (o *operator) loop(now Time, r *operatorReplica, p *pod) {
-	first := p.reconcile
-	if now > first {
-		first += (now - first + o.interval - 1) / o.interval * o.interval
-	}
-	var tick Action
-	tick = func(due Time, _ int64) {
-		if p.phase == podGone || r.stopped {
-			return
-		}
-		if !o.controller {
-			o.w.eng.At(due+o.interval, tick, 0)
-			return
-		}
-		o.whenWorkerFree(due, r, p, func(start Time, release func(Time)) {
-			o.reconcile(start, r, func(end Time) {
-				sec := int(end / Second)
-				for len(o.reconciles) <= sec {
-					o.reconciles = append(o.reconciles, 0)
-				}
-				o.reconciles[sec]++
-				o.sync(end, r, p)
-				release(end)
-				o.w.eng.At(max(start+o.interval, end), tick, 0)
-			})
 		})
 	}
-	o.w.eng.At(first, tick, 0)
 }
 
-// queuedReconcile is a pod's reconcile waiting for a worker. A pod has
-// one loop per replica, so it waits in a queue at most once.
-type queuedReconcile struct {
-	p    *pod
-	work func(start Time, release func(Time))
-}
-
-// whenWorkerFree runs work for p on one of r's workers: at once if r has
-// no bound or a worker is free, else when one frees, in the order pods
-// became due. work calls release when it is done.
-func (o *operator) whenWorkerFree(now Time, r *operatorReplica, p *pod, work func(start Time, release func(Time))) {
-	if r.workers == 0 {
-		work(now, func(Time) {})
+// answered is the operator's part between the requests of r's work on
+// key, after request i: a reconcile's LIST (its first request) that finds
+// config changed since r last loaded it has r reload first, and r's
+// other reconciles that find it meanwhile wait for the same reload.
+func (o *operator) answered(now Time, r *replica, key workKey, i int, next func(Time)) {
+	if key.trigger != scenario.OperatorReconcile || i != 0 || o.loaded[r] >= len(o.changes) {
+		next(now)
 		return
 	}
-	var release func(Time)
-	release = func(end Time) {
-		r.busy--
-		for r.busy < r.workers && len(r.queue) > 0 {
-			next := r.queue[0]
-			r.queue = r.queue[1:]
-			if next.p.phase != podGone && !r.stopped {
-				r.busy++
-				next.work(end, release)
-			}
+	o.waiting[r] = append(o.waiting[r], next)
+	if len(o.waiting[r]) > 1 {
+		return
+	}
+	o.ctl.reconcile(now, r, workKey{scenario.OperatorReload, -1}, func(t Time) {
+		o.reloaded(now, r)
+		waiting := o.waiting[r]
+		delete(o.waiting, r)
+		for _, next := range waiting {
+			next(t)
+		}
+	})
+}
+
+// reloaded makes the generation of r's reload begun at start. The
+// objects it read are at least as new as the last change before start;
+// the first reload that read the last change makes the generation that
+// carries it.
+func (o *operator) reloaded(start Time, r *replica) {
+	seen := 0
+	for _, at := range o.changes {
+		if at <= start {
+			seen++
 		}
 	}
-	if r.busy < r.workers {
-		r.busy++
-		work(now, release)
-		return
+	o.generation++
+	o.loaded[r] = max(o.loaded[r], seen)
+	if seen == len(o.changes) && seen > 0 && o.lastChange.generation == 0 {
+		o.lastChange.generation = o.generation
 	}
-	r.queue = append(r.queue, queuedReconcile{p, work})
 }
 
 // sync sends a ready pod the bundle if it holds an older generation, and
 // records the propagation of the last config change to it.
-func (o *operator) sync(now Time, r *operatorReplica, p *pod) {
+func (o *operator) sync(now Time, r *replica, p *pod) {
 	if p.phase != podReady || p.generation >= o.generation {
 		return
 	}
@@ -194,9 +167,9 @@ func (o *operator) sync(now Time, r *operatorReplica, p *pod) {
 
 // push PATCHes p's bundle annotation, through r's rate limiter, and sends
 // p its bundle; done is called once p has it.
-func (o *operator) push(now Time, r *operatorReplica, p *pod, done func(Time)) {
-	o.call(now, r, &apiCall{write: true, objects: 1, scanned: 1, resource: "pods",
-		onWrite: func(t Time) { o.w.controllers.written(t, "pods", p.node, int64(p.id)) },
+func (o *operator) push(now Time, r *replica, p *pod, done func(Time)) {
+	o.w.api.call(now, o.kind.client, &r.limiter, &apiCall{write: true, objects: 1, scanned: 1, resource: "pods",
+		onWrite: func(t Time) { o.ctl.written(t, "pods", p.node, int64(p.id)) },
 		done:    func(t Time, _ bool) { o.send(t, p, done) }})
 }
 
@@ -205,101 +178,11 @@ func (o *operator) push(now Time, r *operatorReplica, p *pod, done func(Time)) {
 // every object, and the first reload that read the new objects makes the
 // generation that carries the change to the pods.
 func (o *operator) change(now Time, hunts []int) {
-	o.changes++
+	o.changes = append(o.changes, now)
 	o.lastChange = configChange{at: now, hunts: make([]bool, o.w.sc.Config.Hunts)}
 	for _, h := range hunts {
 		o.lastChange.hunts[h] = true
 	}
-}
-
-// loadObjects has r GET every config object, baseline.reloadParallelism
-// at a time (one after another by default, as calibrated), through its
-// rate limiter, which makes a new generation; then it calls done.
-func (o *operator) loadObjects(now Time, r *operatorReplica, done func(Time)) {
-	changes := o.changes // the objects read are at least this new
-	queued, inFlight := o.objects, 0
-	var next func(at Time)
-	next = func(at Time) {
-		for queued > 0 && inFlight < o.reloadParallelism {
-			queued--
-			inFlight++
-			o.call(at, r, &apiCall{objects: 1, scanned: 1, size: o.objectSize, done: func(t Time, _ bool) {
-				inFlight--
-				next(t)
-			}})
-		}
-		if queued == 0 && inFlight == 0 {
-			o.generation++
-			r.loaded = max(r.loaded, changes)
-			if changes == o.changes && changes > 0 && o.lastChange.generation == 0 {
-				o.lastChange.generation = o.generation
-			}
-			done(at)
-		}
-	}
-	next(now)
-}
-
-// reconcile makes one reconcile's calls in turn and then calls done. If
-// its LIST finds config changed since r last loaded it, r reloads every
-// object first; r's other reconciles wait for that reload.
-func (o *operator) reconcile(now Time, r *operatorReplica, done func(Time)) {
-	calls := make([]*apiCall, 0, o.reads+o.writes)
-	for i := range o.reads {
-		c := &apiCall{objects: 1, scanned: 1} // a GET of its own objects
-		if i == 0 {                           // a LIST of every config object, from etcd
-			c = &apiCall{list: true, objects: o.objects, scanned: o.objects, size: o.objectSize}
-		}
-		calls = append(calls, c)
-	}
-	for range o.writes {
-		calls = append(calls, &apiCall{write: true, objects: 1, scanned: 1, resource: "pods"})
-	}
-	var next func(at Time, i int)
-	next = func(at Time, i int) {
-		if i == 1 && r.loaded < o.changes {
-			r.changeWaiters = append(r.changeWaiters, func(t Time) { next(t, i) })
-			if len(r.changeWaiters) == 1 {
-				o.loadObjects(at, r, func(t Time) {
-					waiters := r.changeWaiters
-					r.changeWaiters = nil
-					for _, w := range waiters {
-						w(t)
-					}
-				})
-			}
-			return
-		}
-		if i == len(calls) {
-			done(at)
-			return
-		}
-		c := calls[i]
-		c.done = func(t Time, _ bool) { next(t, i+1) }
-		o.call(at, r, c)
-	}
-	next(now, 0)
-}
-
-// reload has the replica that owns p load every config object, which
-// makes a new generation, then sends p the bundle: F4's reload on every
-// pod restart. Reloads and reconciles share the replica's rate limiter,
-// in the order they ask for tokens.
-func (o *operator) reload(now Time, p *pod, done func(Time)) {
-	live := o.live()
-	if len(live) == 0 {
-		return // no operator: the pod waits
-	}
-	r := live[p.id%len(live)]
-	o.loadObjects(now, r, func(at Time) {
-		p.generation = o.generation
-		o.push(at, r, p, done)
-	})
-}
-
-// call sends c through r's client rate limiter to the API server.
-func (o *operator) call(now Time, r *operatorReplica, c *apiCall) {
-	o.w.api.call(now, o.client, &r.limiter, c)
 }
 
 // tokenBucket is client-go's client-side rate limiter: qps tokens a

@@ -31,7 +31,7 @@ type pod struct {
 	configMapEntry bool    // its entry is in the shared ConfigMap (T6)
 	container      int     // incarnation: the kubelet restarts the container when liveness fails
 	probeAt        Time    // offset of its health checks within the check interval
-	reconcile      Time    // offset of the operator's reconcile of it within the reconcile interval
+	reconcile      Time    // offset of the operator's reconcile of it within the reconcile interval (see offset)
 	queueEnd       Time    // when its request queue drains (per-request traffic)
 	backlog        Time    // work queued beyond what a step serves (aggregate traffic)
 	stallEnd       Time    // until when its request loop is blocked
@@ -303,4 +303,13 @@ func (r *rollout) step(now Time) {
 		c.rollout = nil
 		c.reconcile(now)
 	}
+}
+
+// offset is p's own phase in a period: where its reconciles fall in the
+// operator's reconcile interval, scaled to the period.
+func (p *pod) offset(period, interval Time) Time {
+	if period == interval {
+		return p.reconcile
+	}
+	return Time(float64(p.reconcile) / float64(interval) * float64(period))
 }

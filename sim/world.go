@@ -56,6 +56,7 @@ func NewWorld(sc *scenario.Scenario, system System, seed uint64, obs Observer) (
 	})
 	w.etcd = newEtcdLeader(w)
 	w.api = newAPIServer(w)
+	w.controllers = newControllers(w)
 	switch system {
 	case Baseline:
 		w.delivery = newBundleDelivery(w)
@@ -69,7 +70,6 @@ func NewWorld(sc *scenario.Scenario, system System, seed uint64, obs Observer) (
 	w.traffic = newTraffic(w)
 	w.board = newLeaderboard(w)
 	w.churn = newChurn(w)
-	w.controllers = newControllers(w)
 	w.etcd.start()
 	w.api.start()
 	w.cluster.start()
@@ -173,13 +173,12 @@ var eventHandlers = map[string]func(c *churn, now Time, e scenario.Event){
 	},
 	"operatorScale": func(c *churn, now Time, e scenario.Event) {
 		if b, ok := c.w.delivery.(*bundleDelivery); ok {
-			b.op.scale(now, e.OperatorScale.Replicas)
+			c.w.controllers.scale(now, b.op.kind, e.OperatorScale.Replicas)
 		}
 	},
 	"controllerOff": func(c *churn, now Time, e scenario.Event) {
 		if b, ok := c.w.delivery.(*bundleDelivery); ok {
-			b.op.controller = false
-			c.w.eng.At(now+Time(e.ControllerOff.For), func(Time, int64) { b.op.controller = true }, 0)
+			c.w.controllers.pause(now, b.op.kind, Time(e.ControllerOff.For))
 		}
 	},
 	"nodeAdd": func(c *churn, now Time, e scenario.Event) {

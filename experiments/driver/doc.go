@@ -12,9 +12,11 @@
 // requests read, in the declared numbers and sizes.
 //
 // Run starts every replica: its own client (the controller's QPS and
-// burst), a client-go work queue and Workers goroutines. Timers, the
+// burst), a client-go work queue and Workers goroutines (with Workers 0,
+// one per key as it comes). Timers, the
 // start, pod and node events (from informers) and the replica's own
-// watches add keys; working a key makes the trigger's requests in order.
+// watches add keys; working a key makes the trigger's requests in order,
+// each Repeat times, Parallel at once, each repeat on its own object.
 // Each request's outcome (latency, and whether the API server answered
 // 429) is reported through Options.Record, per controller and level.
 //

@@ -56,6 +56,14 @@ controllers:
     triggers:
       - every: 20ms
         requests: [{verb: list, resource: configmaps, scope: namespace, objects: 20, objectSize: 5KB, from: etcd}]
+  - name: reloader
+    replicas: 1
+    workers: 0
+    qps: 100/s
+    burst: 100
+    triggers:
+      - on: start
+        requests: [{verb: get, resource: configmaps, objectSize: 5KB, repeat: 20, parallel: 4}]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -111,6 +119,11 @@ controllers:
 	// worked and was never throttled while the flooder was does not.
 	if l := results["lister"]; l[0] == 0 || l[1] != 0 {
 		t.Errorf("lister: %d requests, %d 429s; want some and none throttled", l[0], l[1])
+	}
+	// Its start: one GET of each config map, four at a time, every one
+	// found (a missing one would be a note).
+	if r := results["reloader"]; r[0] != 20 || len(notes) > 0 {
+		t.Errorf("reloader: %d requests, want 20; notes %v", r[0], notes)
 	}
 	if f := results["flooder"]; f[1] == 0 {
 		t.Errorf("flooder: %d requests and no 429 from a level of one seat", f[0])

@@ -52,6 +52,10 @@ func (r *replica) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	go func() { <-ctx.Done(); r.queue.ShutDown() }()
+	work := func(k key) {
+		r.reconcile(ctx, k)
+		r.queue.Done(k)
+	}
 	for range r.ctl.spec.Workers {
 		wg.Add(1)
 		go func() {
@@ -61,8 +65,24 @@ func (r *replica) run(ctx context.Context) {
 				if shutdown {
 					return
 				}
-				r.reconcile(ctx, k)
-				r.queue.Done(k)
+				work(k)
+			}
+		}()
+	}
+	if r.ctl.spec.Workers == 0 { // every key at once, each on its own
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k, shutdown := r.queue.Get()
+				if shutdown {
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					work(k)
+				}()
 			}
 		}()
 	}
@@ -154,23 +174,33 @@ func meta(obj any) (string, error) {
 	return cache.MetaNamespaceKeyFunc(obj)
 }
 
-// reconcile makes k's trigger's requests in order.
+// reconcile makes k's trigger's requests in order, each Repeat times,
+// Parallel of those at once.
 func (r *replica) reconcile(ctx context.Context, k key) {
 	for _, q := range r.ctl.spec.Triggers[k.trigger].Requests {
-		for range q.Repeat {
+		var wg sync.WaitGroup
+		slots := make(chan struct{}, q.Parallel)
+		for rep := range q.Repeat {
 			if ctx.Err() != nil {
-				return
+				break
 			}
-			if err := r.request(ctx, k, q); err != nil && ctx.Err() == nil {
-				r.d.noteOnce(r.ctl.spec.Name+"/"+q.Verb+"/"+q.Resource, "controller %s: %s %s: %v (the first such error; the run goes on)", r.ctl.spec.Name, q.Verb, q.Resource, err)
-			}
+			slots <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-slots; wg.Done() }()
+				if err := r.request(ctx, k, q, rep); err != nil && ctx.Err() == nil {
+					r.d.noteOnce(r.ctl.spec.Name+"/"+q.Verb+"/"+q.Resource, "controller %s: %s %s: %v (the first such error; the run goes on)", r.ctl.spec.Name, q.Verb, q.Resource, err)
+				}
+			}()
 		}
+		wg.Wait()
 	}
 }
 
-// request makes one of a trigger's requests. A write of several objects
-// is one request for each; a read returns them all at once.
-func (r *replica) request(ctx context.Context, k key, q scenario.Request) error {
+// request makes the rep-th repeat of one of a trigger's requests; repeats
+// touch different objects. A write of several objects is one request for
+// each; a read returns them all at once.
+func (r *replica) request(ctx context.Context, k key, q scenario.Request, rep int) error {
 	res, _ := resourceOf(q.Resource)
 	all := r.client.Resource(res.gvr)
 	var in dynamic.ResourceInterface = all
@@ -205,14 +235,14 @@ func (r *replica) request(ctx context.Context, k key, q scenario.Request) error 
 		}
 		return err
 	case "get":
-		name, err := r.d.target(q, r, k, 0)
+		name, err := r.d.target(q, r, k, rep)
 		if err == nil {
 			_, err = in.Get(ctx, name, metav1.GetOptions{})
 		}
 		return err
 	}
 	for j := range max(1, n) {
-		name, err := r.d.target(q, r, k, j)
+		name, err := r.d.target(q, r, k, rep*max(1, n)+j)
 		if err != nil {
 			return err
 		}

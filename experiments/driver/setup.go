@@ -177,8 +177,8 @@ func requestResources(t scenario.Trigger) []string {
 
 // makeObjects makes the CRDs of custom resources and, of each resource
 // but pods and nodes (the run's own), as many objects as the largest
-// request of it touches, each as large as the largest any request
-// declares.
+// request of it touches (a GET's or write's repeats each their own), each
+// as large as the largest any request declares. A LIST returns them all.
 func (d *Driver) makeObjects(ctx context.Context) error {
 	size := scenario.Size{Pods: d.opts.Scenario.Cluster.Pods, Nodes: d.opts.Scenario.Cluster.Nodes}
 	want := map[string]scenario.Request{} // with the largest size
@@ -189,7 +189,11 @@ func (d *Driver) makeObjects(ctx context.Context) error {
 				if q.Resource == "pods" || q.Resource == "nodes" || q.Verb == "create" {
 					continue
 				}
-				counts[q.Resource] = max(counts[q.Resource], q.Objects.Eval(size), 1)
+				n := q.Objects.Eval(size)
+				if q.Verb != "list" && q.Verb != "watch" {
+					n *= q.Repeat // each repeat touches its own objects
+				}
+				counts[q.Resource] = max(counts[q.Resource], n, 1)
 				if w, ok := want[q.Resource]; !ok || q.Size > w.Size {
 					want[q.Resource] = q
 				}

@@ -25,7 +25,8 @@ type Controller struct {
 	// Workers is the reconciles one replica runs at once
 	// (controller-runtime's MaxConcurrentReconciles). A trigger that fires
 	// while every worker is busy waits in the replica's work queue, where
-	// a key already waiting is not added twice.
+	// a key already waiting is not added twice. 0 works every key at
+	// once, as a loop per object does (the 2023 Veltrix operator).
 	Workers int `yaml:"workers"`
 	// QPS and Burst are the replica's client-side rate limit (client-go's
 	// defaults are 5 and 10).
@@ -98,6 +99,9 @@ type Request struct {
 	// 1.34) or etcd.
 	From   string `yaml:"from"`
 	Repeat int    `yaml:"repeat"`
+	// Parallel is how many of the Repeat requests are in flight at once
+	// (default 1: one after another). Repeats touch different objects.
+	Parallel int `yaml:"parallel"`
 }
 
 // Verbs lists the valid values of Request.Verb.
@@ -236,10 +240,11 @@ func (s *Scenario) controllerDefaults() {
 				r := &c.Triggers[j].Requests[k]
 				rp := fmt.Sprintf("%striggers[%d].requests[%d].", p, j, k)
 				set(s, rp+"scope", &r.Scope, "cluster")
-				set(s, rp+"objects", &r.Objects, Expr{text: "1", root: exprNum(1)})
+				set(s, rp+"objects", &r.Objects, countExpr(1))
 				set(s, rp+"objectSize", &r.Size, 2000)
 				set(s, rp+"from", &r.From, "cache")
 				set(s, rp+"repeat", &r.Repeat, 1)
+				set(s, rp+"parallel", &r.Parallel, 1)
 				if !s.source.has(rp + "scanned") {
 					r.Scanned = r.Objects
 				}
@@ -332,7 +337,7 @@ func (v *validator) controller(p string, c Controller, names map[string]bool) {
 	case !c.PerNode && !c.PerPod:
 		v.intRange(p+".replicas", c.Replicas, 1, 100_000)
 	}
-	v.intRange(p+".workers", c.Workers, 1, 10_000)
+	v.intRange(p+".workers", c.Workers, 0, 10_000)
 	v.positive(p+".qps", float64(c.QPS))
 	v.intRange(p+".burst", c.Burst, 1, 1_000_000)
 
@@ -359,8 +364,9 @@ func (v *validator) controller(p string, c Controller, names map[string]bool) {
 }
 
 func (v *validator) trigger(p string, t Trigger, c Controller) {
+	every := t.Every != 0 || v.s.source.has(p+".every") // every: 0s is written, and wrong
 	kinds := 0
-	for _, set := range []bool{v.s.source.has(p + ".every"), t.On != "", t.Watch != ""} {
+	for _, set := range []bool{every, t.On != "", t.Watch != ""} {
 		if set {
 			kinds++
 		}
@@ -370,7 +376,7 @@ func (v *validator) trigger(p string, t Trigger, c Controller) {
 		return
 	}
 	switch {
-	case v.s.source.has(p + ".every"):
+	case every:
 		v.duration(p+".every", t.Every, Duration(time.Millisecond), Duration(24*time.Hour))
 		v.duration(p+".jitter", t.Jitter, 0, t.Every)
 		if !slices.Contains(TriggerEach, t.Each) {
@@ -405,6 +411,7 @@ func (v *validator) trigger(p string, t Trigger, c Controller) {
 		}
 		v.positive(rp+".objectSize", float64(r.Size))
 		v.intRange(rp+".repeat", r.Repeat, 1, 100_000)
+		v.intRange(rp+".parallel", r.Parallel, 1, max(1, r.Repeat))
 	}
 }
 

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -202,6 +203,64 @@ func (s *Scenario) veltrix2023() {
 	set(s, "model.traffic.mode", &m.Traffic.Mode, "aggregate")
 	set(s, "model.traffic.step", &m.Traffic.Step, Duration(50*time.Millisecond))
 }
+
+// OperatorName is the baseline operator's name as a controller: its
+// client's, and its key in summary.json's controllers.
+const OperatorName = "veltrix-operator"
+
+// VeltrixConfigs is the resource of the operator's config objects, its
+// CRD (baseline/crd.go).
+const VeltrixConfigs = "veltrixconfigs.veltrix.churnlab.io"
+
+// Operator is the baseline operator as a declared controller: the
+// veltrix-2023 profile's description of the 2023 operator, from the
+// baseline section. Each replica reconciles every pod every
+// reconcileInterval: a LIST of every config object from etcd (F9), then
+// GETs and PATCHes of the pod up to apiCallsPerReconcile calls. It
+// reloads every config object, one GET each, reloadParallelism at a time,
+// when a pod starts (F4). The simulator plays it as it plays any
+// controller; only the bundle delivery is its own (sim/operator.go): a
+// pod's loop starts when its container asks for config, and its reload
+// runs on one replica; reloads make config generations; the operator
+// sends a pod the bundle after its reload and after any reconcile that
+// finds the pod on an older generation (F5, F6); and a reconcile whose
+// LIST finds config changed reloads first, once for the replica. Live,
+// the real operator (cmd/veltrix) runs with these replicas, workers,
+// rate limits and calls.
+func (s *Scenario) Operator() Controller {
+	b, c := s.Baseline, s.Config
+	size := Bytes(float64(c.TotalSize) / float64(max(1, c.Objects)))
+	one := countExpr(1)
+	reconcile := []Request{{Verb: "list", Resource: VeltrixConfigs, Scope: "namespace", Objects: countExpr(c.Objects),
+		Scanned: countExpr(c.Objects), Size: size, From: "etcd", Repeat: 1, Parallel: 1}}
+	writes := s.Model.Operator.WritesPerReconcile
+	if gets := b.APICallsPerReconcile - 1 - writes; gets > 0 {
+		reconcile = append(reconcile, Request{Verb: "get", Resource: "pods", Scope: "namespace", Objects: one, Scanned: one,
+			Size: podObjectSize, From: "etcd", Repeat: gets, Parallel: 1})
+	}
+	if writes > 0 {
+		reconcile = append(reconcile, Request{Verb: "patch", Resource: "pods", Scope: "namespace", Objects: one, Scanned: one,
+			Size: podObjectSize, From: "etcd", Repeat: writes, Parallel: 1})
+	}
+	reload := []Request{{Verb: "get", Resource: VeltrixConfigs, Scope: "namespace", Objects: one, Scanned: one,
+		Size: size, From: "etcd", Repeat: max(1, c.Objects), Parallel: min(b.ReloadParallelism, max(1, c.Objects))}}
+	return Controller{Name: OperatorName, Replicas: b.Replicas, Workers: b.Workers, QPS: b.ClientQPS, Burst: b.ClientBurst,
+		PriorityLevel: b.PriorityLevel, Triggers: []Trigger{
+			OperatorReconcile: {Every: b.ReconcileInterval, Each: "pod", Requests: reconcile},
+			OperatorReload:    {On: "podStart", Requests: reload},
+		}}
+}
+
+// The operator's triggers, by index in Operator's Triggers.
+const (
+	OperatorReconcile = iota
+	OperatorReload
+)
+
+// podObjectSize is a game pod object's size, as stored.
+const podObjectSize Bytes = 4000
+
+func countExpr(n int) Expr { return Expr{text: strconv.Itoa(n), root: exprNum(float64(n))} }
 
 // applyProfile fills the model constants the file left out from the
 // scenario's profile.
