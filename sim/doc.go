@@ -26,11 +26,14 @@
 //     pods that have just loaded a config load harder (F2, T1); per
 //     request, or in aggregate steps with an E_k/M/1 sojourn (within 5%
 //     of per request on p99).
-//   - operator.go: the Veltrix-like operator: per-pod reconcile loops in
-//     every replica, a reload of every config object on every pod start
-//     and config change, and the bundle re-sent (a PATCH and 2 MB) on
-//     every new generation, all through each replica's client-side rate
-//     limiter (F4, F9, F11, T2, T3).
+//   - operator.go: the bundle delivery of the Veltrix-like operator,
+//     which is itself a declared controller (scenario.Operator) the
+//     controllers play: a pod's loop starts when its container asks for
+//     config and its reload runs on one replica, each reload is a config
+//     generation, the bundle is re-sent (a PATCH and 2 MB) to a pod on an
+//     older one, and a LIST that finds config changed reloads first, all
+//     through each replica's client-side rate limiter (F4, F9, F11, T2,
+//     T3).
 //   - apf.go: kube-apiserver 1.34's API Priority and Fairness: the
 //     inflight limits split into priority levels by their shares, lent
 //     and borrowed every 10 s by seat demand; requests as wide as what
@@ -38,11 +41,13 @@
 //     the queues or after 15 s in them; or only the two inflight limits
 //     with it off (F11, T2, T5). Its numbers cite the bootstrap
 //     configuration and the work estimator they come from.
-//   - controllers.go: the scenario's declared controllers: replicas
-//     placed per controller, node or pod; a rate limiter, a deduplicating
-//     work queue and bounded workers each; triggers (timers, cluster
-//     events, watches with resyncs) whose requests cost the API server and
-//     etcd per object and byte, behind an optional client cache.
+//   - controllers.go: the scenario's declared controllers and the
+//     operator: replicas placed per controller, node or pod; a rate
+//     limiter, a deduplicating work queue and bounded (or unbounded)
+//     workers each; triggers (timers, each pod's at its own phase, cluster
+//     events, watches with resyncs) whose requests, repeated and in
+//     parallel as declared, cost the API server and etcd per object and
+//     byte, behind an optional client cache.
 //   - etcd.go: the etcd leader: writes through a group-commit raft loop
 //     whose backlog delays heartbeats, as does the uplink's queue on the
 //     way to its followers; reads beside it (F10, L1).

@@ -24,7 +24,7 @@ cap, 429s, ready pods and leaderboard staleness, baseline against reference;
 sim against live where both exist; the sweep with its knee.
 
 The scenario file gives the uplink's capacity; by default it is found by the
-directory's name under experiments/scenarios (or its ablations).`,
+directory's name under experiments/scenarios (or its ablations or incidents).`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return badInput{errors.New("plot takes one results directory, e.g. churnlab plot results/restart-storm")}
@@ -61,9 +61,9 @@ directory's name under experiments/scenarios (or its ablations).`,
 }
 
 // scenarioFileFor finds the scenario file named name under
-// experiments/scenarios or its ablations.
+// experiments/scenarios or its ablations or incidents.
 func scenarioFileFor(name string) (string, error) {
-	for _, dir := range []string{"experiments/scenarios", "experiments/scenarios/ablations"} {
+	for _, dir := range []string{"experiments/scenarios", "experiments/scenarios/ablations", "experiments/scenarios/incidents"} {
 		path := filepath.Join(dir, name+".yaml")
 		if _, err := os.Stat(path); err == nil {
 			return path, nil
@@ -71,5 +71,5 @@ func scenarioFileFor(name string) (string, error) {
 			return "", err
 		}
 	}
-	return "", badInput{fmt.Errorf("no scenario file %s.yaml under experiments/scenarios or its ablations; give it with -f", name)}
+	return "", badInput{fmt.Errorf("no scenario file %s.yaml under experiments/scenarios, its ablations or its incidents; give it with -f", name)}
 }
