@@ -10,6 +10,7 @@ type balancer struct {
 	interval   Time
 	fail, pass int
 	rotation   []*pod
+	joined     int // pods that have joined rotation, for their rotationSeq
 	next       int
 	onJoin     Action
 	onEvict    Action
@@ -23,9 +24,11 @@ func newBalancer(w *World) *balancer {
 }
 
 // add puts p in rotation at once (for pods serving before the run starts).
-func (b *balancer) add(p *pod) {
-	p.inRotation = true
+func (b *balancer) add(now Time, p *pod) {
+	p.inRotation, p.rotationSeq = true, b.joined
+	b.joined++
 	b.rotation = append(b.rotation, p)
+	b.w.traffic.joined(now, p)
 }
 
 // checkAfter returns the time of the n-th health check of p at or after now.
@@ -42,16 +45,17 @@ func (b *balancer) ready(now Time, p *pod) {
 	b.w.eng.At(b.checkAfter(now, p, b.pass), b.onJoin, int64(p.id))
 }
 
-func (b *balancer) join(_ Time, id int64) {
+func (b *balancer) join(now Time, id int64) {
 	p := b.w.cluster.byID[id]
 	if p.phase == podReady && !p.inRotation {
-		b.add(p)
+		b.add(now, p)
 	}
 }
 
 // gone tells the balancer p no longer answers its checks.
 func (b *balancer) gone(now Time, p *pod) {
 	if p.inRotation {
+		b.w.traffic.busy.mark(p) // it fails every request until evicted
 		b.w.eng.At(b.checkAfter(now, p, b.fail), b.onEvict, int64(p.id))
 	}
 }
@@ -61,6 +65,7 @@ func (b *balancer) evict(_ Time, id int64) {
 	for i, q := range b.rotation {
 		if q == p {
 			b.rotation = append(b.rotation[:i], b.rotation[i+1:]...)
+			b.w.traffic.busy.unmark(p)
 			p.inRotation = false
 			return
 		}

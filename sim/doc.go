@@ -25,7 +25,8 @@
 //     retries, stalls that delay queued requests (T4), and Redis, which
 //     pods that have just loaded a config load harder (F2, T1); per
 //     request, or in aggregate steps with an E_k/M/1 sojourn (within 5%
-//     of per request on p99).
+//     of per request on p99), in which only the busy pods are looked at
+//     one by one (busy.go) and the idle ones are counted together.
 //   - operator.go: the bundle delivery of the Veltrix-like operator,
 //     which is itself a declared controller (scenario.Operator) the
 //     controllers play: a pod's loop starts when its container asks for

@@ -23,6 +23,11 @@ type pod struct {
 	created    Time
 	old        bool // belongs to the revision a rolling update is replacing
 	inRotation bool // the load balancer sends it requests
+	// rotationSeq orders the pods by when they joined rotation (its
+	// order); busy and coldListed say the aggregate traffic's busyPods
+	// lists it.
+	rotationSeq      int
+	busy, coldListed bool
 	watched    bool // the baseline operator runs its reconcile loop
 	acquired   bool // the reference's node agent counts it among its hunt's pods
 	generation int  // of the baseline operator's config the pod holds
@@ -78,7 +83,7 @@ func (c *cluster) start() {
 		p.phase = podReady
 		c.ready++
 		c.w.delivery.preload(p)
-		c.w.lb.add(p)
+		c.w.lb.add(0, p)
 	}
 	c.recordPods(0)
 }

@@ -58,6 +58,7 @@ type traffic struct {
 	// agrees (TestAggregateMatchesPerRequest).
 	steadyUtilization float64
 	successSec        int64
+	busy              busyPods   // the pods an aggregate step looks at one by one
 	holding           bool       // a stall has happened: queued requests are recorded when their service starts
 	held              []heldWait // by index; see stall
 	freeHeld          []int64    // indexes of held free for reuse
@@ -199,7 +200,20 @@ func (r *redis) served(now Time, n float64, cold bool) Time {
 
 // configLoaded marks p's hunt state cold for model.pods.warmup from now:
 // p has just loaded a config and rebuilt it.
-func (t *traffic) configLoaded(now Time, p *pod) { p.warmAt = now + t.warmup }
+func (t *traffic) configLoaded(now Time, p *pod) {
+	p.warmAt = now + t.warmup
+	t.busy.warming(p)
+}
+
+// joined says p has joined rotation at now.
+func (t *traffic) joined(now Time, p *pod) {
+	if needsLook(p, now) {
+		t.busy.mark(p)
+	}
+	if now < p.warmAt {
+		t.busy.warming(p)
+	}
+}
 
 // stall blocks p's request loop for d from now (or from the end of a
 // stall under way): work that holds the loop, such as unpacking a config
@@ -212,6 +226,9 @@ func (t *traffic) configLoaded(now Time, p *pod) { p.warmAt = now + t.warmup }
 // them; elsewhere they are recorded on arrival, which is faster.
 func (t *traffic) stall(now Time, p *pod, d Time) {
 	p.stallEnd = max(now, p.stallEnd) + d
+	if d > 0 {
+		t.busy.mark(p)
+	}
 	p.queueEnd = max(p.queueEnd, now) + d
 	for _, i := range p.held {
 		if h := &t.held[i]; h.begin > now {
@@ -378,8 +395,11 @@ func (t *traffic) advance(now Time, _ int64) {
 	for a := range attemptShare {
 		attemptShare[a] = tries[a] / total
 	}
-	var idle [2]int // ready pods with no backlog, warm and cold: identical, recorded together
-	for _, p := range rotation {
+	// Ready pods with no backlog, warm and cold: identical, recorded
+	// together. Under a pod's capacity only the busy pods need a look of
+	// their own (busyPods); past it, every pod queues.
+	var idle [2]int
+	look := func(p *pod) {
 		stalled := p.stalled(now)
 		work := t.step - min(stalled, t.step) // what the pod serves this step
 		switch {
@@ -403,6 +423,28 @@ func (t *traffic) advance(now Time, _ int64) {
 			}
 			p.backlog = max(0, p.backlog+arrived-work)
 		}
+	}
+	if share >= t.mu*t.step.Seconds() {
+		for _, p := range rotation {
+			look(p)
+		}
+		t.busy.rebuild(rotation, now)
+	} else {
+		listed := t.busy.list
+		cold := t.busy.idleCold(now)
+		idle[0], idle[1] = len(rotation)-len(listed)-cold, cold
+		kept := listed[:0]
+		for _, p := range listed {
+			if !needsLook(p, now) {
+				p.busy = false
+				idle[b2i(now < p.warmAt)]++
+				continue
+			}
+			look(p)
+			kept = append(kept, p)
+		}
+		clear(listed[len(kept):])
+		t.busy.list = kept
 	}
 	utilization := min(share/(t.mu*t.step.Seconds()), t.steadyUtilization)
 	mean := t.serviceMean / (1 - t.sojourn.sigma(len(rotation), utilization))

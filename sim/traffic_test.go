@@ -105,3 +105,44 @@ func TestStallDelaysQueuedRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestBusyPodsListEveryPodThatNeedsALook follows the restart storm with
+// gzip (stalls) second by second: every pod in rotation that a step
+// must look at on its own (deleted, stalled or with a backlog) is listed,
+// in rotation order, so that a step that counts the rest together comes
+// to what one that looks at every pod would.
+func TestBusyPodsListEveryPodThatNeedsALook(t *testing.T) {
+	sc, err := scenariofile.Load("../experiments/scenarios/ablations/t4-gzip.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWorld(sc, Baseline, 1, metrics.NewRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	looked, idle := 0, 0
+	for now := Second; now < Time(sc.Duration); now += Second {
+		w.RunUntil(now)
+		listed := map[*pod]bool{}
+		for i, p := range w.traffic.busy.list {
+			listed[p] = true
+			if !p.inRotation || (i > 0 && w.traffic.busy.list[i-1].rotationSeq >= p.rotationSeq) {
+				t.Fatalf("at %v: listed pod %d out of rotation or out of rotation order", now, p.id)
+			}
+		}
+		for _, p := range w.lb.rotation {
+			switch {
+			case needsLook(p, w.Now()) && !listed[p]:
+				t.Fatalf("at %v: pod %d needs a look (phase %v, backlog %v, stalled %v) and is not listed", now, p.id, p.phase, p.backlog, p.stalled(w.Now()))
+			case listed[p]:
+				looked++
+			default:
+				idle++
+			}
+		}
+	}
+	if looked == 0 || idle == 0 {
+		t.Errorf("%d listed and %d idle pod-seconds: the storm should make both", looked, idle)
+	}
+	t.Logf("%d listed, %d idle pod-seconds", looked, idle)
+}
