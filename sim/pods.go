@@ -28,9 +28,9 @@ type pod struct {
 	// lists it.
 	rotationSeq      int
 	busy, coldListed bool
-	watched    bool // the baseline operator runs its reconcile loop
-	acquired   bool // the reference's node agent counts it among its hunt's pods
-	generation int  // of the baseline operator's config the pod holds
+	watched          bool // the baseline operator runs its reconcile loop
+	acquired         bool // the reference's node agent counts it among its hunt's pods
+	generation       int  // of the baseline operator's config the pod holds
 
 	cachedConfig   bool    // its emptyDir volume holds config (T5)
 	configMapEntry bool    // its entry is in the shared ConfigMap (T6)
