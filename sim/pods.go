@@ -57,6 +57,7 @@ type cluster struct {
 	pods       []*pod     // live pods, oldest first
 	byID       []*pod     // every pod ever created, by id
 	podsOnNode []int
+	candidates []int // leastLoadedNode's buffer
 	podsOfHunt []int
 	desired    int
 	ready      int
@@ -111,13 +112,16 @@ func (c *cluster) newPod(now Time) *pod {
 }
 
 func (c *cluster) leastLoadedNode() int {
-	fewest := c.podsOnNode[leastLoaded(c.podsOnNode)]
-	var candidates []int
+	candidates := c.candidates[:0] // the nodes with the fewest pods so far, in order
 	for n, count := range c.podsOnNode {
-		if count == fewest {
+		switch {
+		case len(candidates) == 0 || count < c.podsOnNode[candidates[0]]:
+			candidates = append(candidates[:0], n)
+		case count == c.podsOnNode[candidates[0]]:
 			candidates = append(candidates, n)
 		}
 	}
+	c.candidates = candidates
 	return candidates[c.rng.IntN(len(candidates))]
 }
 
@@ -193,7 +197,9 @@ func (c *cluster) remove(now Time, p *pod, restart bool) {
 		c.ready--
 	}
 	p.phase = podGone
-	c.pods = slices.DeleteFunc(c.pods, func(q *pod) bool { return q == p })
+	if i := slices.Index(c.pods, p); i >= 0 {
+		c.pods = slices.Delete(c.pods, i, i+1)
+	}
 	c.podsOnNode[p.node]--
 	c.podsOfHunt[p.hunt]--
 	c.w.lb.gone(now, p)
