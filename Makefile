@@ -159,8 +159,8 @@ knee: bin/churnlab ## L1: sweep the reconcile rate of the 2023 peak cluster and 
 	bin/churnlab sweep -f experiments/scenarios/steady.yaml --param baseline.reconcileInterval --from 9s --to 3s --steps 13 --out $(OUT)
 
 .PHONY: bench
-bench: ## simulator benchmarks (engine, restart storm at 1x and 10x), BENCHCOUNT runs into OUT/bench.txt (REPORT.md reads results/bench.txt: OUT=results to record), summarised by benchstat
-	@echo "benchmarking the simulator, $(BENCHCOUNT) runs of each (about $$(( $(BENCHCOUNT) * 8 )) s)"
+bench: ## simulator benchmarks (engine, restart storm at 1x and 10x, node agents on 500 and 5,000 nodes), BENCHCOUNT runs into OUT/bench.txt (REPORT.md reads results/bench.txt: OUT=results to record), summarised by benchstat
+	@echo "benchmarking the simulator, $(BENCHCOUNT) runs of each (about $$(( $(BENCHCOUNT) * 14 )) s)"
 	@mkdir -p $(OUT)
 	go test -run '^$$' -bench . -count $(BENCHCOUNT) ./sim/ | tee $(OUT)/bench.txt
 	go run $(BENCHSTAT) $(OUT)/bench.txt
