@@ -6,9 +6,10 @@ import (
 	"github.com/churnlab/churnlab/experiments/scenario"
 )
 
-// controllers plays the scenario's declared controllers against the API
+// controllers plays the scenario's declared controllers, and the baseline
+// operator (scenario.Operator, with its bundle delivery), against the API
 // server. Each replica has its own client rate limiter and work queue,
-// and Workers reconciles at a time. A trigger puts a key in the queue:
+// and Workers reconciles at a time (any number with Workers 0). A trigger puts a key in the queue:
 // its own, or the pod's, node's or object's it fired for. As in
 // client-go's workqueue, a key already waiting is not added again, and a
 // key added while it is being worked on waits until that work is done.
