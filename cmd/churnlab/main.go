@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -266,18 +267,23 @@ func printComparison(w io.Writer, summaries []*metrics.Summary) {
 func newSweepCommand(stdout, stderr io.Writer) *cobra.Command {
 	opts := runner.SweepOptions{}
 	var (
-		system string
-		sets   []string
+		system         string
+		sets           []string
+		maxP99, maxAPI time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "sweep -f FILE --param PATH --from A --to B --steps N [--system baseline|reference] [--set PATH=VALUE ...] [--out DIR]",
+		Use:   "sweep -f FILE --param PATH --from A --to B --steps N [--system baseline|reference] [--max-p99 D] [--max-api-p99 D] [--set PATH=VALUE ...] [--out DIR]",
 		Short: "Simulate a scenario across one parameter, write sweep.csv and print the knee",
 		Long: `sweep runs the scenario once per value of one field, in parallel across
 cores (each point is its own deterministic run), writes
 <out>/<scenario>/sim/sweep.csv, and prints the knee: the first point where
 the worst-window p99, the 429 rate or the slowest declared controller's
-p99 at the API server departs from its low-load trend. The point before
-it is the largest value that stays healthy.
+p99 at the API server departs from its low-load trend, or passes an
+objective you set (--max-p99 for the game's worst-window p99,
+--max-api-p99 for the slowest controller's, such as the upstream API
+call SLO for its calls: 1s for a single object, 5s for a namespace's
+LIST, 30s for the cluster's). The point before it is the largest value
+that stays healthy.
 
 Example, the reconcile rate of L1 through the reconcile interval:
   churnlab sweep -f experiments/scenarios/steady.yaml \
@@ -285,7 +291,8 @@ Example, the reconcile rate of L1 through the reconcile interval:
 
 Example, where an incident's cluster tips as it grows:
   churnlab sweep -f experiments/scenarios/incidents/palark-daemonset-list.yaml \
-    --system reference --param cluster.nodes --from 20 --to 200 --steps 10`,
+    --system reference --param cluster.nodes --from 20 --to 200 --steps 10 \
+    --max-api-p99 5s`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := loadScenario(opts.File, sets); err != nil {
@@ -305,6 +312,10 @@ Example, where an incident's cluster tips as it grows:
 			if err := checkOutDir(opts.OutDir); err != nil {
 				return err
 			}
+			if maxP99 < 0 || maxAPI < 0 {
+				return badInput{fmt.Errorf("--max-p99 %s --max-api-p99 %s: want positive durations (0 for no objective)", maxP99, maxAPI)}
+			}
+			opts.Objectives = runner.Objectives{WorstP99Ms: float64(maxP99) / 1e6, APIP99Ms: float64(maxAPI) / 1e6}
 			opts.System, opts.Progress = systems[0], stderr
 			s, err := runner.RunSweep(opts)
 			var problems *scenario.Errors
@@ -338,6 +349,8 @@ Example, where an incident's cluster tips as it grows:
 	f.StringVar(&opts.From, "from", "", "first value, as the file would write it")
 	f.StringVar(&opts.To, "to", "", "last value, with the same unit")
 	f.IntVar(&opts.Steps, "steps", 10, "number of points, ends included")
+	f.DurationVar(&maxP99, "max-p99", 0, "objective: the game's worst-window p99 a healthy point stays within (e.g. 200ms; 0 for none)")
+	f.DurationVar(&maxAPI, "max-api-p99", 0, "objective: the slowest controller's API p99 a healthy point stays within (e.g. 5s; 0 for none)")
 	f.StringVar(&system, "system", "baseline", "system to simulate: baseline or reference")
 	f.StringVar(&opts.OutDir, "out", "runs", "results directory (runs/ by default; results/ holds the committed runs: make record)")
 	f.StringArrayVar(&sets, "set", nil, setUsage)

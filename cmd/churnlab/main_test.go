@@ -45,6 +45,8 @@ func TestExitCodes(t *testing.T) {
 		{"set bad value", []string{"validate", "-f", stormFile, "--set", "baseline.replicas=0"}, exitBadInput, "baseline.replicas"},
 		{"sweep without param", []string{"sweep", "-f", stormFile}, exitBadInput, "missing --param"},
 		{"sweep bad range", []string{"sweep", "-f", stormFile, "--param", "cluster.pods", "--from", "3s", "--to", "9", "--out", out}, exitBadInput, "different units"},
+		{"sweep negative objective", []string{"sweep", "-f", stormFile, "--param", "cluster.pods", "--from", "100", "--to", "120", "--max-api-p99", "-5s", "--out", out}, exitBadInput, "--max-api-p99 -5s"},
+		{"sweep objective not a duration", []string{"sweep", "-f", stormFile, "--param", "cluster.pods", "--from", "100", "--to", "120", "--max-p99", "fast", "--out", out}, exitBadInput, "fast"},
 		{"run estimate", []string{"run", "-f", stormFile, "--estimate"}, exitOK, "about 12m0s: 2 system(s) x (5m0s of live time"},
 		{"run kubeconfig without kube", []string{"run", "-f", stormFile, "--target", "kind", "--kubeconfig", "x"}, exitBadInput, "--kubeconfig and --context are for --target kube, not kind"},
 		{"run unknown target", []string{"run", "-f", stormFile, "--target", "mars"}, exitBadInput, `unknown target "mars"`},

@@ -27,9 +27,19 @@ type SweepOptions struct {
 	From, To string         // values as the file would write them, e.g. 3s and 9s
 	Steps    int
 	System   sim.System
-	Workers  int       // parallel runs; default the number of CPUs
-	OutDir   string    // sweep.csv goes to OutDir/<scenario>/sim/
-	Progress io.Writer // nil for none
+	// Objectives bound what a healthy point may reach, whatever the
+	// low-load trend; zero values bound nothing.
+	Objectives Objectives
+	Workers    int       // parallel runs; default the number of CPUs
+	OutDir     string    // sweep.csv goes to OutDir/<scenario>/sim/
+	Progress   io.Writer // nil for none
+}
+
+// Objectives are absolute bounds of a healthy point: the worst-window
+// p99 of game requests, and the slowest declared controller's p99 at the
+// API server (such as the upstream API call SLO for its kind of call).
+type Objectives struct {
+	WorstP99Ms, APIP99Ms float64
 }
 
 // Sweep is a finished sweep: its table (sweep.csv), why the knee is
@@ -130,7 +140,7 @@ func RunSweep(opts SweepOptions) (*Sweep, error) {
 		}
 	}
 	s := &Sweep{SweepTable: metrics.SweepTable{Param: opts.Param, Points: points}}
-	s.Knee, s.Why = findKnee(points)
+	s.Knee, s.Why = findKnee(points, opts.Objectives)
 	s.CSV = filepath.Join(opts.OutDir, scenarios[0].Metadata.Name, "sim", "sweep.csv")
 	if err := writeFiles(filepath.Dir(s.CSV), resultFile{"sweep.csv", s.SweepTable.CSV()}); err != nil {
 		return nil, err
@@ -179,13 +189,19 @@ const (
 	kneeFloor429PerS = 0.5
 )
 
-// findKnee returns the first point where p99 or the 429 rate departs from
-// the trend of the low-load points (the first quarter of the sweep, at
-// least three), and says which and by how much. The trend is their
-// least-squares line, but never below their lowest value, so that a
-// falling start (p99 easing as capacity grows) does not read as a rise.
-func findKnee(points []metrics.SweepPoint) (int, string) {
+// findKnee returns the first point past an objective, or where p99, the
+// 429 rate or the slowest controller's API p99 departs from the trend of
+// the low-load points (the first quarter of the sweep, at least three),
+// and says which and by how much. The trend is their least-squares line,
+// but never below their lowest value, so that a falling start (p99 easing
+// as capacity grows) does not read as a rise.
+func findKnee(points []metrics.SweepPoint, obj Objectives) (int, string) {
 	k := max(3, len(points)/4)
+	for i, p := range points[:min(k, len(points))] {
+		if why := obj.missed(p); why != "" {
+			return i, why
+		}
+	}
 	if len(points) <= k {
 		return -1, fmt.Sprintf("too few points to fit a low-load trend (want more than %d)", k)
 	}
@@ -197,6 +213,9 @@ func findKnee(points []metrics.SweepPoint) (int, string) {
 	}
 	p99Trend, rateTrend, apiTrend := trend(p99[:k]), trend(rate[:k]), trend(api[:k])
 	for i := k; i < len(points); i++ {
+		if why := obj.missed(points[i]); why != "" {
+			return i, why
+		}
 		if t := p99Trend(i); p99[i] > t*kneeRatio && p99[i]-t > kneeFloorP99Ms {
 			return i, fmt.Sprintf("worst-window p99 %.1f ms against a trend of %.1f ms", p99[i], t)
 		}
@@ -208,6 +227,17 @@ func findKnee(points []metrics.SweepPoint) (int, string) {
 		}
 	}
 	return -1, "no point departs from the low-load trend"
+}
+
+// missed says which objective p misses, or "" if none.
+func (o Objectives) missed(p metrics.SweepPoint) string {
+	switch {
+	case o.WorstP99Ms > 0 && p.WorstP99Ms > o.WorstP99Ms:
+		return fmt.Sprintf("worst-window p99 %.1f ms past the objective of %.0f ms", p.WorstP99Ms, o.WorstP99Ms)
+	case o.APIP99Ms > 0 && p.APIP99Ms > o.APIP99Ms:
+		return fmt.Sprintf("the slowest controller's API p99 %.1f ms past the objective of %.0f ms", p.APIP99Ms, o.APIP99Ms)
+	}
+	return ""
 }
 
 // trend is the low-load trend of y: its least-squares line, floored at

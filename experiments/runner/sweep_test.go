@@ -51,18 +51,32 @@ func TestFindKnee(t *testing.T) {
 		return out
 	}
 	// Flat, then a jump: the knee is the jump.
-	if k, why := findKnee(points(40, 41, 40, 41, 42, 90, 300)); k != 5 || !strings.Contains(why, "p99 90.0") {
+	if k, why := findKnee(points(40, 41, 40, 41, 42, 90, 300), Objectives{}); k != 5 || !strings.Contains(why, "p99 90.0") {
 		t.Errorf("knee %d (%s), want 5", k, why)
 	}
 	// Falling at first, as p99 does while capacity grows: no knee.
-	if k, why := findKnee(points(60, 50, 46, 44, 42, 41, 40)); k != -1 {
+	if k, why := findKnee(points(60, 50, 46, 44, 42, 41, 40), Objectives{}); k != -1 {
 		t.Errorf("knee %d (%s) on a falling curve, want none", k, why)
 	}
 	// 429s appearing where there were none.
 	pts := points(40, 40, 40, 40, 40, 40)
 	pts[4].Throttled429PS = 25
-	if k, why := findKnee(pts); k != 4 || !strings.Contains(why, "429") {
+	if k, why := findKnee(pts, Objectives{}); k != 4 || !strings.Contains(why, "429") {
 		t.Errorf("knee %d (%s), want 4 on the 429 rate", k, why)
+	}
+	// A steady linear rise has no knee by trend; an objective puts one
+	// where the line crosses it, even among the low-load points.
+	rising := points(100, 200, 300, 400, 500, 600, 700, 800)
+	if k, why := findKnee(rising, Objectives{}); k != -1 {
+		t.Errorf("knee %d (%s) on a straight line, want none", k, why)
+	}
+	if k, why := findKnee(rising, Objectives{WorstP99Ms: 450}); k != 4 || !strings.Contains(why, "past the objective of 450 ms") {
+		t.Errorf("knee %d (%s), want 4, the first point past 450 ms", k, why)
+	}
+	api := points(10, 10, 10, 10)
+	api[1].APIP99Ms = 6000
+	if k, why := findKnee(api, Objectives{APIP99Ms: 5000}); k != 1 || !strings.Contains(why, "API p99 6000.0 ms") {
+		t.Errorf("knee %d (%s), want 1 on the API objective", k, why)
 	}
 }
 
