@@ -184,16 +184,33 @@ func (c *controllers) every(now Time, r *replica, i int, object int64) {
 	c.fireEvery(next, r, i, object)
 }
 
-// everyPod fires trigger i of r for pod p each interval, from p's own
-// phase of it (as the loop of a pod that started when the pod did),
-// until r or p is gone.
+// everyPod runs trigger i of r for pod p as a loop of its own: first at
+// p's own phase of the interval (as the loop of a pod that started when
+// the pod did), then an interval after each reconcile began, or as it
+// ends if it overran (see loop), until r or p is gone. Loops so kept in
+// step, by a burst that held them together, stay in step, as
+// controller-runtime's requeues do.
 func (c *controllers) everyPod(now Time, r *replica, i int, p *pod) {
 	every := Time(r.kind.spec.Triggers[i].Every)
 	next := p.offset(every, Time(c.w.sc.Baseline.ReconcileInterval))
 	if now > next {
 		next += (now - next + every - 1) / every * every
 	}
-	c.fireEvery(next, r, i, int64(p.id))
+	c.w.eng.At(next, func(at Time, _ int64) { c.loop(at, r, i, p) }, 0)
+}
+
+// loop is a firing of the each-pod trigger i of r for p at now: it adds
+// p's key, whose end arms the next firing (work). A paused controller's
+// loop skips the firing and comes back an interval later.
+func (c *controllers) loop(now Time, r *replica, i int, p *pod) {
+	if r.gone || p.phase == podGone {
+		return
+	}
+	if r.kind.paused {
+		c.w.eng.At(now+Time(r.kind.spec.Triggers[i].Every), func(at Time, _ int64) { c.loop(at, r, i, p) }, 0)
+		return
+	}
+	c.add(now, r, workKey{i, int64(p.id)})
 }
 
 // fireEvery fires trigger i of r for object at next, shifted by up to the
@@ -258,6 +275,14 @@ func (c *controllers) work(now Time, r *replica) {
 		c.reconcile(now, r, key, func(end Time) {
 			if b := r.kind.bundles; b != nil {
 				b.done(now, end, r, key)
+			}
+			if t := r.kind.spec.Triggers[key.trigger]; t.Every > 0 && t.Each == "pod" {
+				next := max(now+Time(t.Every), end)
+				if t.Jitter > 0 {
+					next += Time(c.rng.Int64N(int64(t.Jitter)))
+				}
+				p := c.w.cluster.byID[key.object]
+				c.w.eng.At(next, func(at Time, _ int64) { c.loop(at, r, key.trigger, p) }, 0)
 			}
 			r.busy--
 			delete(r.processing, key)
