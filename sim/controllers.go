@@ -222,7 +222,7 @@ func (c *controllers) fireEvery(next Time, r *replica, i int, object int64) {
 		next += Time(c.rng.Int64N(int64(t.Jitter)))
 	}
 	c.w.eng.At(next, func(at Time, _ int64) {
-		if r.gone || (t.Each == "pod" && c.w.cluster.byID[object].phase == podGone) {
+		if r.gone {
 			return
 		}
 		if !r.kind.paused {

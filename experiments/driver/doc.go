@@ -13,7 +13,8 @@
 //
 // Run starts every replica: its own client (the controller's QPS and
 // burst), a client-go work queue and Workers goroutines (with Workers 0,
-// one per key as it comes). Timers, the
+// one per key as it comes). Timers (an each-pod trigger as a loop that
+// requeues its pod's key an interval after each reconcile began), the
 // start, pod and node events (from informers) and the replica's own
 // watches add keys; working a key makes the trigger's requests in order,
 // each Repeat times, Parallel at once, each repeat on its own object.

@@ -180,7 +180,7 @@ func (d *Driver) podStarted(ctx context.Context, wg *sync.WaitGroup, p *corev1.P
 	if started {
 		d.fire("podStart", p.Spec.NodeName, p.Name, p.Name)
 	}
-	d.eachPodTimers(ctx, p.Name, p.Spec.NodeName)
+	d.eachPodTimers(p.Name, p.Spec.NodeName)
 }
 
 func (d *Driver) podDeleted(p *corev1.Pod) {
@@ -228,15 +228,15 @@ func (d *Driver) fire(event, node, pod, object string) {
 	}
 }
 
-// eachPodTimers starts the each-pod timers of the replicas that hear of
+// eachPodTimers starts the each-pod loops of the replicas that hear of
 // the pod.
-func (d *Driver) eachPodTimers(ctx context.Context, pod, node string) {
+func (d *Driver) eachPodTimers(pod, node string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, r := range d.replicas {
 		for i, t := range r.ctl.spec.Triggers {
 			if t.Every > 0 && t.Each == "pod" && r.hears(node, pod) {
-				go r.every(ctx, i, pod)
+				r.loop(i, pod)
 			}
 		}
 	}
@@ -348,7 +348,7 @@ func (d *Driver) startReplica(ctx context.Context, wg *sync.WaitGroup, c *contro
 		return
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	r := &replica{d: d, ctl: c, node: node, pod: pod, client: client, cancel: cancel, queue: workqueue.NewTyped[key]()}
+	r := &replica{d: d, ctl: c, node: node, pod: pod, client: client, cancel: cancel, queue: workqueue.NewTypedDelayingQueue[key]()}
 	d.mu.Lock()
 	d.replicas[fmt.Sprintf("%s/%s/%s/%d", c.spec.Name, node, pod, index)] = r
 	d.mu.Unlock()

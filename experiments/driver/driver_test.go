@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -64,6 +65,14 @@ controllers:
     triggers:
       - on: start
         requests: [{verb: get, resource: configmaps, objectSize: 5KB, repeat: 20, parallel: 4}]
+  - name: looper
+    replicas: 1
+    qps: 100/s
+    burst: 100
+    triggers:
+      - every: 200ms
+        each: pod
+        requests: [{verb: get, resource: pods}]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +80,7 @@ controllers:
 	var mu sync.Mutex
 	results := map[string][2]int{} // controller: requests, 429s
 	var notes []string
-	d, err := New(Options{Admin: cp.Admin, Namespace: "default", PodSelector: "app=none", Scenario: sc,
+	d, err := New(Options{Admin: cp.Admin, Namespace: "default", PodSelector: "app=looped", Scenario: sc,
 		Record: func(r Result) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -94,6 +103,11 @@ controllers:
 		t.Fatal(err)
 	}
 	admin := kubernetes.NewForConfigOrDie(cp.Admin)
+	looped := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "looped", Labels: map[string]string{"app": "looped"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "pause"}}}}
+	if _, err := admin.CoreV1().Pods("default").Create(ctx, looped, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	cms, err := admin.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{LabelSelector: ""})
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +138,11 @@ controllers:
 	// found (a missing one would be a note).
 	if r := results["reloader"]; r[0] != 20 || len(notes) > 0 {
 		t.Errorf("reloader: %d requests, want 20; notes %v", r[0], notes)
+	}
+	// Its pod's loop: a GET an interval after the last began, so at most
+	// one each 200 ms of the 5 s, and more than one (it requeues).
+	if l := results["looper"]; l[0] < 2 || l[0] > 26 {
+		t.Errorf("looper: %d GETs of its pod in 5 s of a 200 ms loop, want 2-26", l[0])
 	}
 	if f := results["flooder"]; f[1] == 0 {
 		t.Errorf("flooder: %d requests and no 429 from a level of one seat", f[0])

@@ -27,7 +27,7 @@ type replica struct {
 	node, pod string
 	client    dynamic.Interface
 	cancel    context.CancelFunc
-	queue     workqueue.TypedInterface[key]
+	queue     workqueue.TypedDelayingInterface[key]
 	mu        sync.Mutex
 	writes    int // tick of its patches' annotation
 }
@@ -53,8 +53,10 @@ func (r *replica) run(ctx context.Context) {
 	defer wg.Wait()
 	go func() { <-ctx.Done(); r.queue.ShutDown() }()
 	work := func(k key) {
+		start := time.Now()
 		r.reconcile(ctx, k)
 		r.queue.Done(k)
+		r.requeue(k, start)
 	}
 	for range r.ctl.spec.Workers {
 		wg.Add(1)
@@ -106,7 +108,7 @@ func (r *replica) run(ctx context.Context) {
 			r.d.mu.Lock()
 			for p, n := range r.d.pods {
 				if r.hears(n, p) {
-					go r.every(ctx, i, p)
+					r.loop(i, p)
 				}
 			}
 			r.d.mu.Unlock()
@@ -115,7 +117,7 @@ func (r *replica) run(ctx context.Context) {
 }
 
 // every adds trigger i's key for object each interval, shifted by up to
-// the jitter, until ctx ends or the pod it is for is gone.
+// the jitter, until ctx ends.
 func (r *replica) every(ctx context.Context, i int, object string) {
 	t := r.ctl.spec.Triggers[i]
 	for {
@@ -124,15 +126,31 @@ func (r *replica) every(ctx context.Context, i int, object string) {
 			return
 		case <-time.After(t.Every.D() + r.d.jitter(t.Jitter)):
 		}
-		if t.Each == "pod" {
-			r.d.mu.Lock()
-			_, alive := r.d.pods[object]
-			r.d.mu.Unlock()
-			if !alive {
-				return
-			}
-		}
 		r.queue.Add(key{i, object})
+	}
+}
+
+// loop starts the each-pod trigger i's loop for pod: its key an interval
+// (and up to the jitter) from now, and again after each reconcile of it
+// (requeue), as the sim's controllers do.
+func (r *replica) loop(i int, pod string) {
+	t := r.ctl.spec.Triggers[i]
+	r.queue.AddAfter(key{i, pod}, t.Every.D()+r.d.jitter(t.Jitter))
+}
+
+// requeue puts an each-pod trigger's key back an interval after its
+// reconcile began (at once if it overran), while its pod lives: a
+// controller-runtime RequeueAfter.
+func (r *replica) requeue(k key, start time.Time) {
+	t := r.ctl.spec.Triggers[k.trigger]
+	if t.Every == 0 || t.Each != "pod" {
+		return
+	}
+	r.d.mu.Lock()
+	_, alive := r.d.pods[k.object]
+	r.d.mu.Unlock()
+	if alive {
+		r.queue.AddAfter(k, max(0, time.Until(start.Add(t.Every.D())))+r.d.jitter(t.Jitter))
 	}
 }
 
