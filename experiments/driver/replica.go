@@ -58,33 +58,27 @@ func (r *replica) run(ctx context.Context) {
 		r.queue.Done(k)
 		r.requeue(k, start)
 	}
-	for range r.ctl.spec.Workers {
+	// Workers goroutines work the queue; with Workers 0 one takes each key
+	// as it comes and works it on a goroutine of its own.
+	workers := r.ctl.spec.Workers
+	for range max(1, workers) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				k, shutdown := r.queue.Get()
-				if shutdown {
+				switch {
+				case shutdown:
 					return
-				}
-				work(k)
-			}
-		}()
-	}
-	if r.ctl.spec.Workers == 0 { // every key at once, each on its own
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				k, shutdown := r.queue.Get()
-				if shutdown {
-					return
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				case workers == 0:
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						work(k)
+					}()
+				default:
 					work(k)
-				}()
+				}
 			}
 		}()
 	}

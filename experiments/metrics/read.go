@@ -22,14 +22,9 @@ type Timeseries struct {
 // header that differs from TimeseriesColumns, a row of the wrong width or
 // a cell that is not a number is an error naming the line and column.
 func ReadTimeseries(rd io.Reader) (*Timeseries, error) {
-	r := csv.NewReader(rd)
-	r.FieldsPerRecord = len(TimeseriesColumns)
-	header, err := r.Read()
+	r, err := csvWithHeader(rd, "timeseries.csv", TimeseriesColumns)
 	if err != nil {
-		return nil, fmt.Errorf("timeseries.csv: header: %w", err)
-	}
-	if !slices.Equal(header, TimeseriesColumns) {
-		return nil, fmt.Errorf("timeseries.csv: header %q, want %q", strings.Join(header, ","), strings.Join(TimeseriesColumns, ","))
+		return nil, err
 	}
 	ts := &Timeseries{columns: map[string][]float64{}}
 	for line := 2; ; line++ {
@@ -140,14 +135,9 @@ type LevelWindows struct {
 // of the wrong width or a cell that is not a number is an error naming
 // the line and column.
 func ReadLevelSeries(rd io.Reader) (*LevelSeries, error) {
-	r := csv.NewReader(rd)
-	r.FieldsPerRecord = len(LevelSeriesColumns)
-	header, err := r.Read()
+	r, err := csvWithHeader(rd, "priority-levels.csv", LevelSeriesColumns)
 	if err != nil {
-		return nil, fmt.Errorf("priority-levels.csv: header: %w", err)
-	}
-	if !slices.Equal(header, LevelSeriesColumns) {
-		return nil, fmt.Errorf("priority-levels.csv: header %q, want %q", strings.Join(header, ","), strings.Join(LevelSeriesColumns, ","))
+		return nil, err
 	}
 	ls := LevelSeries{}
 	for line := 2; ; line++ {
@@ -174,4 +164,19 @@ func ReadLevelSeries(rd io.Reader) (*LevelSeries, error) {
 		lw.Throttled429 = append(lw.Throttled429, v[2])
 		lw.SeatsPeak = append(lw.SeatsPeak, v[3])
 	}
+}
+
+// csvWithHeader reads file's header from rd and returns the reader of its
+// rows, each as wide as columns; a header other than columns is an error.
+func csvWithHeader(rd io.Reader, file string, columns []string) (*csv.Reader, error) {
+	r := csv.NewReader(rd)
+	r.FieldsPerRecord = len(columns)
+	header, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("%s: header: %w", file, err)
+	}
+	if !slices.Equal(header, columns) {
+		return nil, fmt.Errorf("%s: header %q, want %q", file, strings.Join(header, ","), strings.Join(columns, ","))
+	}
+	return r, nil
 }
