@@ -172,8 +172,9 @@ func (r *replica) hears(node int, p *pod) bool {
 	return true
 }
 
-// every fires trigger i of r for object each interval, shifted by up to
-// the jitter, until r or the object is gone. A replica running when the
+// every fires trigger i of r for object (a node, or 0 for none) each
+// interval, shifted by up to the jitter, until r is gone (each-pod
+// triggers are loops instead: everyPod). A replica running when the
 // run begins started at some time before it: its timers' first firing
 // is at a random phase of the interval.
 func (c *controllers) every(now Time, r *replica, i int, object int64) {
@@ -214,7 +215,7 @@ func (c *controllers) loop(now Time, r *replica, i int, p *pod) {
 }
 
 // fireEvery fires trigger i of r for object at next, shifted by up to the
-// jitter, and again each interval after, until r or the object is gone.
+// jitter, and again each interval after, until r is gone.
 // While the controller is paused its firings add no work.
 func (c *controllers) fireEvery(next Time, r *replica, i int, object int64) {
 	t := r.kind.spec.Triggers[i]
